@@ -1,0 +1,60 @@
+"""``python -m ingest SOURCE [--index DIR]``: ingest a folder, optionally into an index.
+
+Without ``--index`` it reads, cleans and chunks, prints the summary and can write the
+chunks as JSON lines. With ``--index`` it hands the result to the retriever stage,
+which creates the index or updates it incrementally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from settings import load_settings
+
+from .pipeline import ingest_folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="folder (searched recursively) or single file")
+    parser.add_argument("--index", help="index directory to create or update")
+    parser.add_argument("--chunks-out", help="write the chunks as JSON lines to this file")
+    parser.add_argument("--config", help="TOML settings file")
+    parser.add_argument("--chunk-size", type=int, help="target chunk size in characters")
+    parser.add_argument("--overlap", type=int, help="overlap in characters")
+    parser.add_argument("--model", help="embedding model (local directory or cached hub id)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+
+    settings = load_settings(args.config)
+    settings = settings.override("chunk", target_chars=args.chunk_size, overlap_chars=args.overlap)
+    settings = settings.override("embed", model=args.model)
+    source = Path(args.source)
+    if not source.exists():
+        print(f"error: {source} does not exist", file=sys.stderr)
+        return 2
+    result = ingest_folder(source, settings.chunk, progress=not args.quiet)
+    if args.chunks_out:
+        with open(args.chunks_out, "w", encoding="utf-8") as fh:
+            for chunk in result.chunks:
+                fh.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+    print(result.summary())
+    if not result.documents:
+        print("error: nothing could be ingested", file=sys.stderr)
+        return 1
+    if args.index:
+        from retriever.build import update_index
+
+        report = update_index(result, args.index, settings, progress=not args.quiet)
+        print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

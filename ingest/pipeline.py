@@ -1,0 +1,132 @@
+"""Ingesting a folder: every readable file becomes a Document and its Chunks.
+
+A bad file never stops the run; it becomes a ``Skipped`` record whose one-line reason
+names the problem, and the caller decides the exit status from what was read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from tqdm import tqdm
+
+from settings import ChunkSettings
+
+from .chunker import chunk_document
+from .clean import clean_text
+from .language import detect_script
+from .loaders import LoadError, load_raw, supported
+from .records import Chunk, Document, Skipped
+
+log = logging.getLogger(__name__)
+METADATA_FILE = "metadata.json"  # optional per-folder facts: {file name: {title, issuer, date, ...}}
+MAX_TITLE = 80
+
+
+@dataclass
+class IngestResult:
+    documents: list[Document] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [
+            f"documents read: {len(self.documents)}, skipped: {len(self.skipped)}, chunks: {len(self.chunks)}"
+        ]
+        lines += [f"  skipped {s.path}: {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def find_files(source: Path) -> list[Path]:
+    """Supported files under ``source`` (a folder, searched recursively, or one file)."""
+    if source.is_file():
+        return [source]
+    return sorted(p for p in source.rglob("*") if p.is_file() and supported(p) and not p.name.startswith("."))
+
+
+def _metadata_for(path: Path) -> dict:
+    meta_file = path.parent / METADATA_FILE
+    if not meta_file.is_file():
+        return {}
+    try:
+        entries = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable %s: %s", meta_file, exc)
+        return {}
+    entry = entries.get(path.name, {}) if isinstance(entries, dict) else {}
+    return entry if isinstance(entry, dict) else {}
+
+
+def _default_title(text: str, path: Path) -> str:
+    first = next((line.strip() for line in text.split("\n") if line.strip()), path.stem)
+    return first[:MAX_TITLE]
+
+
+def read_document(path: Path, doc_id: str, cfg: ChunkSettings) -> Document:
+    """Load, decode and clean one file; raise LoadError with a user-facing reason."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise LoadError("empty file")
+        if size > cfg.max_file_bytes:
+            raise LoadError(f"too large ({size / 1e6:.0f} MB > {cfg.max_file_bytes / 1e6:.0f} MB limit)")
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise LoadError("file disappeared during the run") from exc
+    except PermissionError as exc:
+        raise LoadError("permission denied") from exc
+    except IsADirectoryError as exc:
+        raise LoadError("is a directory") from exc
+    except OSError as exc:
+        raise LoadError(f"cannot read ({exc.strerror or exc})") from exc
+    text = clean_text(load_raw(path, data))
+    if not text.strip():
+        raise LoadError("no text left after cleaning (empty or only whitespace/boilerplate)")
+    meta = _metadata_for(path)
+    return Document(
+        doc_id=doc_id,
+        title=str(meta.get("title") or _default_title(text, path)),
+        path=str(path),
+        script=str(meta.get("script") or detect_script(text)),
+        text=text,
+        meta=meta,
+    )
+
+
+def _doc_id(path: Path, root: Path, taken: set[str]) -> str:
+    """The file name; the relative path only when two files share a name."""
+    if path.name not in taken:
+        return path.name
+    return path.relative_to(root).as_posix() if root in path.parents else str(path)
+
+
+def ingest_paths(paths: Iterable[Path], root: Path, cfg: ChunkSettings, progress: bool = True) -> IngestResult:
+    result = IngestResult()
+    by_hash: dict[str, str] = {}
+    taken: set[str] = set()
+    paths = list(paths)
+    for path in tqdm(paths, desc="ingest", unit="file", disable=not progress):
+        doc_id = _doc_id(path, root, taken)
+        try:
+            doc = read_document(path, doc_id, cfg)
+        except LoadError as exc:
+            result.skipped.append(Skipped(str(path), str(exc)))
+            continue
+        if doc.content_hash in by_hash:
+            result.skipped.append(Skipped(str(path), f"duplicate of {by_hash[doc.content_hash]} (same content)"))
+            continue
+        by_hash[doc.content_hash] = doc_id
+        taken.add(doc_id)
+        result.documents.append(doc)
+        result.chunks.extend(chunk_document(doc, cfg))
+    return result
+
+
+def ingest_folder(source: str | Path, cfg: ChunkSettings | None = None, progress: bool = True) -> IngestResult:
+    source = Path(source)
+    root = source if source.is_dir() else source.parent
+    return ingest_paths(find_files(source), root, cfg or ChunkSettings(), progress=progress)
