@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.index:
         from retriever.build import update_index
 
-        report = update_index(result, args.index, settings, progress=not args.quiet)
+        report = update_index(result, args.index, settings, progress=not args.quiet, roots=[source.resolve()])
         print(report)
     return 0
 

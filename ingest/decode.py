@@ -9,6 +9,7 @@ file with a ``.txt`` name is reported instead of indexed.
 from __future__ import annotations
 
 import codecs
+import re
 import unicodedata
 
 from charset_normalizer import from_bytes
@@ -23,6 +24,12 @@ _BOMS = (
 # Chinese detection often lands on a sibling code page; these are the supersets to use.
 _SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "cp936": "gb18030", "big5": "big5hkscs", "cp950": "big5hkscs"}
 _MAX_BAD_SHARE = 0.02  # share of control/replacement characters tolerated in decoded text
+_UTF8_EVIDENCE = 16  # this many non-ASCII characters that decode as strict UTF-8 are no accident
+# A guessed legacy code page must give at least this share of Chinese/English characters:
+# the guesser maps any run of high bytes to some code page (0xBB... -> "뻣뻣", cp949).
+_MIN_GUESSED_SHARE = 0.5
+# Characters real Chinese/English documents are made of (CJK, its punctuation, ASCII).
+_COMMON_CHAR = re.compile("[\n\r\t -~\u4e00-\u9fff\u3000-\u303f\uff00-\uffef\u2000-\u206f]")
 
 
 class DecodeError(ValueError):
@@ -37,13 +44,12 @@ def _looks_like_text(text: str) -> bool:
 
 
 def _plausible_share(text: str) -> float:
-    """Share of characters from the ranges real Chinese/English documents are made of."""
-    common = sum(
-        1
-        for ch in text
-        if ch in "\n\r\t" or " " <= ch <= "~" or "\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f"
-        or "\uff00" <= ch <= "\uffef" or "\u2000" <= ch <= "\u206f"
-    )
+    """Share of characters from the ranges real Chinese/English documents are made of.
+
+    Counted with a regex, not a loop: binary files that pass as UTF-8 now reach the
+    UTF-16 check too, and a per-character loop costs seconds on a large one.
+    """
+    common = len(text) - len(_COMMON_CHAR.sub("", text))
     return common / max(len(text), 1)
 
 
@@ -61,24 +67,58 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return None
 
 
-def decode_bytes(data: bytes) -> tuple[str, str]:
-    """Return ``(text, encoding)``; raise DecodeError for binary or undecodable data."""
+def _surely_utf8(data: bytes) -> bool:
+    """Valid UTF-8 with many non-ASCII characters is UTF-8 whatever a page declares:
+    GBK or Big5 bytes pass as UTF-8 only by chance, and only for a few characters."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    return non_ascii >= _UTF8_EVIDENCE
+
+
+def _decode_declared(data: bytes, declared: str) -> tuple[str, str] | None:
+    """Decode as the encoding the file itself declares (an HTML ``<meta charset>``).
+
+    A short page gives detection too little to go on ("通知" in GBK is also valid UTF-8),
+    while the declaration is what the page's own browser used. A wrong or unknown
+    declaration (bytes that do not decode) falls back to detection.
+    """
+    encoding = _SUPERSETS.get(declared.lower(), declared.lower())
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    return (text, encoding) if _looks_like_text(text) else None
+
+
+def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
+    """Return ``(text, encoding)``; raise DecodeError for binary or undecodable data.
+
+    ``declared`` is an encoding named inside the file; only a byte-order mark or
+    unmistakable UTF-8 overrides it.
+    """
     for bom, enc in _BOMS:
         if data.startswith(bom):
             try:
                 return data.decode(enc), enc
             except UnicodeDecodeError as exc:
                 raise DecodeError(f"starts with a {enc} byte-order mark but is not valid {enc}") from exc
+    if declared and not _surely_utf8(data) and (found := _decode_declared(data, declared)) is not None:
+        return found
     try:
         text = data.decode("utf-8")
-        if _looks_like_text(text):
-            return text, "utf-8"
-        raise DecodeError("binary content (control bytes) in a text file")
     except UnicodeDecodeError:
-        pass
+        text = None
+    if text is not None and _looks_like_text(text):
+        return text, "utf-8"
+    # Only now refuse control bytes: ASCII in BOM-less UTF-16 is valid UTF-8 full of NULs.
     text16 = _utf16_without_bom(data)
     if text16 is not None:
         return text16, "utf-16"
+    if text is not None:
+        raise DecodeError("binary content (control bytes) in a text file")
     if b"\x00" in data:
         raise DecodeError("binary content (NUL bytes) in a text file")
     best = from_bytes(data).best()
@@ -89,6 +129,6 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):
         text = str(best)
-    if not _looks_like_text(text):
+    if not _looks_like_text(text) or _plausible_share(text) < _MIN_GUESSED_SHARE:
         raise DecodeError(f"decodes as {encoding} only to garbage; is it binary?")
     return text, encoding

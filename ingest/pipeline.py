@@ -45,7 +45,11 @@ def find_files(source: Path) -> list[Path]:
     """Supported files under ``source`` (a folder, searched recursively, or one file)."""
     if source.is_file():
         return [source]
-    return sorted(p for p in source.rglob("*") if p.is_file() and supported(p) and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in source.rglob("*")
+        if p.is_file() and supported(p) and not any(part.startswith(".") for part in p.relative_to(source).parts)
+    )
 
 
 def _metadata_for(path: Path) -> dict:
@@ -97,6 +101,13 @@ def read_document(path: Path, doc_id: str, cfg: ChunkSettings) -> Document:
     )
 
 
+def _unexpected_reason(exc: Exception) -> str:
+    """One line for an error no loader anticipated (a library failing on odd input): the
+    file is skipped like any bad file rather than ending the run with a traceback."""
+    detail = " ".join(str(exc).split())[:200]
+    return f"could not be read ({exc.__class__.__name__}{': ' + detail if detail else ''})"
+
+
 def _doc_id(path: Path, root: Path, taken: set[str]) -> str:
     """The file name; the relative path only when two files share a name."""
     if path.name not in taken:
@@ -115,6 +126,10 @@ def ingest_paths(paths: Iterable[Path], root: Path, cfg: ChunkSettings, progress
             doc = read_document(path, doc_id, cfg)
         except LoadError as exc:
             result.skipped.append(Skipped(str(path), str(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
+            log.debug("unexpected error reading %s", path, exc_info=True)
+            result.skipped.append(Skipped(str(path), _unexpected_reason(exc)))
             continue
         if doc.content_hash in by_hash:
             result.skipped.append(Skipped(str(path), f"duplicate of {by_hash[doc.content_hash]} (same content)"))

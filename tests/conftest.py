@@ -25,3 +25,34 @@ def seed_result():
 @pytest.fixture(scope="session")
 def seed_docs(seed_result):
     return {d.doc_id: d for d in seed_result.documents}
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from settings import Settings
+
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def embedder(settings):
+    from retriever import get_embedder
+
+    return get_embedder(settings.embed)
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, settings, embedder):
+    """The seed corpus indexed once per test session (embedding it takes about a minute)."""
+    from retriever import build_index
+
+    path = tmp_path_factory.mktemp("seed-index") / "index"
+    build_index(SEEDS, path, settings, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def retriever(seed_index, settings, embedder):
+    from retriever import Retriever
+
+    return Retriever.load(seed_index, settings, embedder=embedder)

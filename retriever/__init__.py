@@ -1,0 +1,27 @@
+"""Stage 2: chunks → embeddings + FAISS + BM25 index → fused ``Hit`` lists.
+
+    from retriever import Retriever
+    hits = Retriever.load("index").search("到2020年北斗系统由多少颗卫星组成?", k=5)
+"""
+
+from .build import BuildReport, build_index, update_index
+from .embedder import Embedder, ModelNotFound, get_embedder
+from .records import Hit
+from .search import QueryError, Retriever
+from .store import IndexCorrupt, IndexLoadError, IndexMismatch, IndexMissing
+
+__all__ = [
+    "BuildReport",
+    "Embedder",
+    "Hit",
+    "IndexCorrupt",
+    "IndexLoadError",
+    "IndexMismatch",
+    "IndexMissing",
+    "ModelNotFound",
+    "QueryError",
+    "Retriever",
+    "build_index",
+    "get_embedder",
+    "update_index",
+]

@@ -1,0 +1,170 @@
+"""Creating or incrementally updating an index from an ingestion result.
+
+Only passages whose embedded text is new are sent through the model; vectors of
+unchanged passages are reused from the existing index. Documents that were ingested
+from the same source before and are gone now are removed; documents from other
+sources are kept, so several folders (and uploads) can share one index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ingest import Chunk, Document, IngestResult
+from settings import Settings, load_settings
+
+from .dense import DenseIndex, choose_kind
+from .embedder import Embedder, get_embedder
+from .sparse import SparseIndex
+from .store import IndexCorrupt, IndexMismatch, IndexMissing, StoredIndex, check_compatible, read_index, write_index
+
+log = logging.getLogger(__name__)
+
+
+def embed_text(chunk: Chunk) -> str:
+    """What the models see for a passage: its document title and section give it context."""
+    head = " · ".join(part for part in (chunk.title, chunk.section) if part)
+    return f"{head}\n{chunk.text}" if head else chunk.text
+
+
+def embed_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class BuildReport:
+    path: str
+    documents: int = 0
+    chunks: int = 0
+    embedded: int = 0  # passages that went through the model this run
+    reused: int = 0
+    added_docs: list[str] = field(default_factory=list)
+    updated_docs: list[str] = field(default_factory=list)
+    removed_docs: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    index_kind: str = "flat"
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"index {self.path}: {self.documents} documents, {self.chunks} chunks ({self.index_kind}); "
+            f"embedded {self.embedded}, reused {self.reused}; added {len(self.added_docs)}, "
+            f"updated {len(self.updated_docs)}, removed {len(self.removed_docs)} documents in {self.seconds:.1f}s"
+        ]
+        lines += [f"  not indexed: {s}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def _previous(path: Path, embedder: Embedder) -> StoredIndex | None:
+    """The existing index if it can be reused; a corrupt or mismatched one is rebuilt."""
+    try:
+        stored = read_index(path)
+        check_compatible(stored.manifest, embedder.model_id, embedder.dim, path)
+        return stored
+    except IndexMissing:
+        return None
+    except (IndexCorrupt, IndexMismatch) as exc:
+        log.warning("%s — rebuilding it from scratch", exc)
+        return None
+
+
+def _within(path: str, roots: list[Path]) -> bool:
+    p = Path(path).resolve()
+    return any(p == r or r in p.parents for r in roots)
+
+
+def _merge_documents(old: list[Document], result: IngestResult, roots: list[Path], report: BuildReport):
+    """New document list: old ones outside the ingested source, plus everything read now."""
+    new_ids = {d.doc_id for d in result.documents}
+    failed = {str(Path(s.path).resolve()) for s in result.skipped}
+    kept: list[Document] = []
+    by_id = {d.doc_id: d for d in old}
+    for doc in old:
+        if doc.doc_id in new_ids:
+            continue
+        if _within(doc.path, roots) and str(Path(doc.path).resolve()) not in failed:
+            report.removed_docs.append(doc.doc_id)  # it was here before and is gone now
+            continue
+        kept.append(doc)
+    hashes = {d.content_hash: d.doc_id for d in kept}
+    fresh: list[Document] = []
+    for doc in result.documents:
+        if doc.content_hash in hashes:
+            report.skipped.append(f"{doc.path}: duplicate of {hashes[doc.content_hash]} (already indexed)")
+            continue
+        previous = by_id.get(doc.doc_id)
+        if previous is None:
+            report.added_docs.append(doc.doc_id)
+        elif previous.content_hash != doc.content_hash or previous.title != doc.title:
+            report.updated_docs.append(doc.doc_id)
+        fresh.append(doc)
+    return kept, fresh
+
+
+def update_index(result: IngestResult, path: str | Path, settings: Settings | None = None,
+                 progress: bool = True, roots: list[Path] | None = None,
+                 embedder: Embedder | None = None) -> BuildReport:
+    """Create the index at ``path`` or bring it up to date with ``result``."""
+    started = time.perf_counter()
+    settings = settings or load_settings()
+    path = Path(path)
+    embedder = embedder or get_embedder(settings.embed)
+    report = BuildReport(path=str(path))
+    previous = _previous(path, embedder)
+    if roots is None:
+        roots = sorted({Path(d.path).resolve().parent for d in result.documents} |
+                       {Path(s.path).resolve().parent for s in result.skipped})
+    kept_docs, fresh_docs = _merge_documents(previous.documents if previous else [], result, roots, report)
+    fresh_ids = {d.doc_id for d in fresh_docs}
+    kept_ids = {d.doc_id for d in kept_docs}
+
+    cache: dict[str, np.ndarray] = {}
+    chunks: list[Chunk] = []
+    if previous:
+        for chunk, key, vector in zip(previous.chunks, previous.embed_keys, previous.vectors):
+            cache.setdefault(key, vector)
+            if chunk.doc_id in kept_ids:
+                chunks.append(chunk)
+    chunks += [c for c in result.chunks if c.doc_id in fresh_ids]
+    texts = [embed_text(c) for c in chunks]
+    keys = [embed_key(t) for t in texts]
+    todo = sorted({k: i for i, k in reversed(list(enumerate(keys))) if k not in cache}.values())
+    vectors = embedder.encode_passages([texts[i] for i in todo], progress=progress)
+    cache.update({keys[i]: v for i, v in zip(todo, vectors)})
+    report.embedded, report.reused = len(todo), len(chunks) - len(todo)
+    matrix = np.stack([cache[k] for k in keys]) if chunks else np.zeros((0, embedder.dim), np.float32)
+
+    documents = kept_docs + fresh_docs
+    stored = StoredIndex(chunks=chunks, embed_keys=keys, vectors=matrix.astype(np.float32), documents=documents)
+    kind = choose_kind(len(chunks), settings.index)
+
+    def write_extras(folder: Path) -> None:
+        if kind == "hnsw":
+            DenseIndex.build(matrix, settings.index).save(folder)
+        SparseIndex.build(texts, progress=progress).save(folder)
+
+    write_index(path, stored, embedder.model_id, {"index_kind": kind, "chunk_settings": vars(settings.chunk)},
+                write_extras)
+    report.documents, report.chunks, report.index_kind = len(documents), len(chunks), kind
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def build_index(source: str | Path, path: str | Path, settings: Settings | None = None,
+                progress: bool = True) -> BuildReport:
+    """Ingest ``source`` and create or update the index at ``path`` in one call."""
+    from ingest import ingest_folder
+
+    settings = settings or load_settings()
+    source = Path(source)
+    result = ingest_folder(source, settings.chunk, progress=progress)
+    roots = [source.resolve()]
+    report = update_index(result, path, settings, progress=progress, roots=roots)
+    report.skipped = [f"{s.path}: {s.reason}" for s in result.skipped] + report.skipped
+    return report

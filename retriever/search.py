@@ -1,0 +1,168 @@
+"""The public retrieval API: ``Retriever.load(path).search(query, k)`` → ``[Hit]``.
+
+Dense (FAISS) and BM25 each propose candidates, fusion orders them, overlapping
+passages from one document are pruned, and a ``rerank`` hook (identity by default)
+sits where a cross-encoder would go.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from settings import Settings, load_settings
+
+from .dense import DenseIndex
+from .embedder import Embedder, get_embedder
+from .fusion import Ranked, overlap_share, rrf, weighted
+from .records import Hit
+from .sparse import SparseIndex
+from .store import StoredIndex, check_compatible, read_index
+
+MODES = ("hybrid", "dense", "bm25")
+Reranker = Callable[[str, list[Hit]], list[Hit]]
+
+
+class QueryError(ValueError):
+    """The query or its parameters cannot be searched (empty, k <= 0, unknown mode …)."""
+
+
+class Retriever:
+    def __init__(self, stored: StoredIndex, dense: DenseIndex, sparse: SparseIndex, embedder: Embedder,
+                 settings: Settings, path: Path):
+        self.stored = stored
+        self.dense = dense
+        self.sparse = sparse
+        self.embedder = embedder
+        self.settings = settings
+        self.path = path
+        self.rerank: Reranker = lambda query, hits: hits
+        self.last_timings: dict[str, float] = {}
+        self._row_of_doc = self._rows_by_document()
+
+    @classmethod
+    def load(cls, path: str | Path, settings: Settings | None = None, embedder: Embedder | None = None,
+             verify: bool = True) -> "Retriever":
+        """Open an index directory; raises a clear error if missing, corrupt or mismatched."""
+        path = Path(path)
+        settings = settings or load_settings()
+        stored = read_index(path, verify=verify)
+        embedder = embedder or get_embedder(settings.embed)
+        check_compatible(stored.manifest, embedder.model_id, embedder.dim, path)
+        dense = DenseIndex.load(path, stored.vectors, stored.manifest.get("index_kind", "flat"), settings.index)
+        sparse = SparseIndex.load(path)
+        return cls(stored, dense, sparse, embedder, settings, path)
+
+    # -- public helpers -------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.stored.chunks)
+
+    @property
+    def documents(self):
+        return {d.doc_id: d for d in self.stored.documents}
+
+    def document(self, doc_id: str):
+        return self.documents.get(doc_id)
+
+    # -- search ---------------------------------------------------------------------
+    def _rows_by_document(self) -> dict[str, np.ndarray]:
+        rows: dict[str, list[int]] = {}
+        for i, chunk in enumerate(self.stored.chunks):
+            rows.setdefault(chunk.doc_id, []).append(i)
+        return {doc: np.asarray(r, dtype=np.int64) for doc, r in rows.items()}
+
+    def _allowed(self, doc_ids: Sequence[str] | None) -> np.ndarray | None:
+        if doc_ids is None:
+            return None
+        if isinstance(doc_ids, str):
+            doc_ids = [doc_ids]
+        parts = [self._row_of_doc[d] for d in doc_ids if d in self._row_of_doc]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def _clean_query(self, query: str) -> str:
+        if not isinstance(query, str) or not query.strip():
+            raise QueryError("the question is empty")
+        query = " ".join(query.split())
+        if not any(ch.isalnum() for ch in query):
+            raise QueryError("the question has no words or numbers to search for")
+        return query[: self.settings.retrieval.max_query_chars]
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None,
+               doc_ids: Sequence[str] | None = None, candidates: int | None = None) -> list[Hit]:
+        """Best passages first. ``doc_ids`` restricts the search to those documents."""
+        cfg = self.settings.retrieval
+        k = cfg.k if k is None else k
+        mode = mode or cfg.mode
+        if not isinstance(k, int) or k <= 0:
+            raise QueryError(f"k must be a positive integer, got {k!r}")
+        if mode not in MODES:
+            raise QueryError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+        query = self._clean_query(query)
+        allowed = self._allowed(doc_ids)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        n = max(candidates or cfg.candidates, k * 3)
+        timings: dict[str, float] = {}
+        lists: list[Ranked] = []
+        dense_scores: dict[int, float] = {}
+        if mode in ("hybrid", "dense"):
+            t0 = time.perf_counter()
+            vector = self.embedder.encode_queries([query])[0]
+            timings["embed"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            scores, ids = self.dense.search(vector, n, allowed)
+            timings["dense"] = time.perf_counter() - t0
+            lists.append(Ranked("dense", ids, scores, cfg.dense_weight))
+            dense_scores = dict(zip(ids.tolist(), scores.tolist()))
+        if mode in ("hybrid", "bm25"):
+            t0 = time.perf_counter()
+            scores, ids = self.sparse.search(query, n, allowed)
+            timings["bm25"] = time.perf_counter() - t0
+            lists.append(Ranked("bm25", ids, scores, cfg.bm25_weight))
+        t0 = time.perf_counter()
+        hits = self._fuse(lists, dense_scores, mode)
+        hits = self._dedup(hits)[:k]
+        hits = self.rerank(query, hits)
+        timings["fusion"] = time.perf_counter() - t0
+        self.last_timings = timings
+        return hits
+
+    def _fuse(self, lists: list[Ranked], dense_scores: dict[int, float], mode: str) -> list[Hit]:
+        cfg = self.settings.retrieval
+        if mode == "hybrid":
+            fused = rrf(lists, cfg.rrf_k) if cfg.fusion == "rrf" else weighted(lists)
+        else:
+            fused = {row: score for row, score in zip(lists[0].ids.tolist(), lists[0].scores.tolist())}
+        ranks = {r.name: {row: i for i, row in enumerate(r.ids.tolist(), start=1)} for r in lists}
+        bm25 = next((dict(zip(r.ids.tolist(), r.scores.tolist())) for r in lists if r.name == "bm25"), {})
+        order = sorted(fused, key=lambda row: (-fused[row], row))
+        return [
+            Hit.from_chunk(
+                self.stored.chunks[row],
+                score=float(fused[row]),
+                dense_score=dense_scores.get(row),
+                bm25_score=bm25.get(row),
+                dense_rank=ranks.get("dense", {}).get(row),
+                bm25_rank=ranks.get("bm25", {}).get(row),
+            )
+            for row in order
+        ]
+
+    def _dedup(self, hits: list[Hit]) -> list[Hit]:
+        """Drop a passage mostly covered by a better-ranked one (chunk overlap)."""
+        kept: list[Hit] = []
+        for hit in hits:
+            span = (hit.doc_id, hit.start, hit.end)
+            if all(overlap_share(span, (h.doc_id, h.start, h.end)) < self.settings.retrieval.dedup_overlap
+                   for h in kept):
+                kept.append(hit)
+        return kept
+
+    def dense_similarity(self, query: str, hits: list[Hit]) -> list[float]:
+        """Cosine similarity of the query to each hit's stored vector (for refusal logic)."""
+        index = {c.chunk_id: i for i, c in enumerate(self.stored.chunks)}
+        vector = self.embedder.encode_queries([self._clean_query(query)])[0]
+        return [float(self.stored.vectors[index[h.chunk_id]] @ vector) for h in hits]

@@ -1,0 +1,52 @@
+"""BM25 over jieba terms, with bm25s (a maintained, sparse-matrix BM25)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from .store import BM25_DIR, IndexCorrupt
+from .terms import terms
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
+class SparseIndex:
+    def __init__(self, model: bm25s.BM25):
+        self.model = model
+
+    @classmethod
+    def build(cls, texts: list[str], progress: bool = False) -> "SparseIndex":
+        model = bm25s.BM25()
+        tokens = [terms(t) or ["\u2205"] for t in texts]  # an empty row would break the matrix
+        model.index(tokens, show_progress=progress)
+        return cls(model)
+
+    @classmethod
+    def load(cls, folder: Path) -> "SparseIndex":
+        try:
+            return cls(bm25s.BM25.load(str(folder / BM25_DIR), show_progress=False))
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexCorrupt(f"index at {folder}: unreadable BM25 state ({exc})") from exc
+
+    def save(self, folder: Path) -> None:
+        self.model.save(str(folder / BM25_DIR), show_progress=False)
+
+    def search(self, query: str, n: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` (scores, row ids) with a positive score."""
+        query_terms = [t for t in terms(query) if t in self.model.vocab_dict]
+        if not query_terms or n <= 0:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        scores = self.model.get_scores(query_terms)
+        if allowed is not None:
+            mask = np.zeros_like(scores, dtype=bool)
+            mask[allowed] = True
+            scores = np.where(mask, scores, 0.0)
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return scores[top].astype(np.float32), top.astype(np.int64)
