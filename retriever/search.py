@@ -20,7 +20,7 @@ from .embedder import Embedder, get_embedder
 from .fusion import Ranked, overlap_share, rrf, weighted
 from .records import Hit
 from .sparse import SparseIndex
-from .store import StoredIndex, check_compatible, read_index
+from .store import StoredIndex, check_compatible, read_index, read_manifest
 
 MODES = ("hybrid", "dense", "bm25")
 Reranker = Callable[[str, list[Hit]], list[Hit]]
@@ -49,9 +49,10 @@ class Retriever:
         """Open an index directory; raises a clear error if missing, corrupt or mismatched."""
         path = Path(path)
         settings = settings or load_settings()
-        stored = read_index(path, verify=verify)
+        manifest = read_manifest(path)  # missing or foreign index: fail before loading a model
         embedder = embedder or get_embedder(settings.embed)
-        check_compatible(stored.manifest, embedder.model_id, embedder.dim, path)
+        check_compatible(manifest, embedder.model_id, embedder.dim, path)
+        stored = read_index(path, verify=verify)
         dense = DenseIndex.load(path, stored.vectors, stored.manifest.get("index_kind", "flat"), settings.index)
         sparse = SparseIndex.load(path)
         return cls(stored, dense, sparse, embedder, settings, path)
