@@ -28,8 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def embed_text(chunk: Chunk) -> str:
-    """What the models see for a passage: its document title and section give it context."""
-    head = " · ".join(part for part in (chunk.title, chunk.section) if part)
+    """What the embedding model sees: the passage alone. Prefixing title and section was
+    measured on the dev set (dense hit@5 0.822 with, 0.856 without) and did not help."""
+    return chunk.text
+
+
+def keyword_text(chunk: Chunk) -> str:
+    """What BM25 indexes: the passage plus its title and section, so a question naming the
+    document or section ("四川省…", "优先行动…") matches passages that do not repeat it."""
+    head = " ".join(part for part in (chunk.title, chunk.section) if part)
     return f"{head}\n{chunk.text}" if head else chunk.text
 
 
@@ -147,7 +154,7 @@ def update_index(result: IngestResult, path: str | Path, settings: Settings | No
     def write_extras(folder: Path) -> None:
         if kind == "hnsw":
             DenseIndex.build(matrix, settings.index).save(folder)
-        SparseIndex.build(texts, progress=progress).save(folder)
+        SparseIndex.build([keyword_text(c) for c in chunks], progress=progress).save(folder)
 
     write_index(path, stored, embedder.model_id, {"index_kind": kind, "chunk_settings": vars(settings.chunk)},
                 write_extras)
