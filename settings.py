@@ -75,11 +75,33 @@ class RetrievalSettings:
 class QASettings:
     generator: str = "extractive"  # extractive | llm
     llm_model: str = ""  # local directory of a causal LM, or a .gguf file
-    max_answer_chars: int = 200
+    llm_device: str = "auto"  # auto (GPU when there is one) | cpu | cuda
+    llm_timeout_s: float = 120.0  # longest wait for the next generated token before giving up
+    max_answer_chars: int = 200  # only a single whole sentence may exceed it
     max_sentences: int = 4
-    mmr_lambda: float = 0.7
-    refusal_threshold: float = 0.80  # dense cosine of the best passage; calibrated by eval
+    mmr_lambda: float = 0.7  # relevance vs. novelty when picking answer sentences
+    # Refusal (qa/refusal.py): refuse when term coverage < refusal_threshold, or, for a
+    # Chinese question, when the best sentence cosine < refusal_min_cosine.
+    # Calibrated 2026-11-22 with `python -m qa.calibrate --index index` on the seed index and
+    # eval/questions.jsonl: refusal accuracy 75% (9/12), false refusals 4.4% (4/90);
+    # leave-one-out 58% / 5.6%. Re-run it when the corpus, the embedder or k changes.
+    refusal_threshold: float = 0.484  # idf-weighted share of question terms found in the passages
+    refusal_min_cosine: float = 0.879  # e5 cosine of the best sentence (Chinese questions only)
+    refusal_max_false: float = 0.05  # calibration: highest false-refusal rate accepted on the dev set
     max_new_tokens: int = 256
+    # extractive composer
+    max_sentence_chars: int = 150  # longer sentences are quoted by runs of clauses
+    min_sentence_chars: int = 4  # shorter units (stray numbering, headings) are never quoted
+    # dev set, refusal off: answer key recall 0.87 with these two (0.84 at margin 0.06)
+    term_weight: float = 0.3  # weight of question-term overlap next to embedding cosine
+    sentence_margin: float = 0.1  # a sentence scoring this far below the best one is left out
+    sentence_cache_dir: str = str(_cache_root() / "sentences")  # "" = keep sentence vectors in memory only
+    # question handling
+    max_question_chars: int = 500  # longer questions are truncated (and the answer says so)
+    related_k: int = 3  # "possibly related" passages listed with a refusal
+    comparison_docs: int = 2  # a comparison answer quotes each of this many top documents
+    history_turns: int = 4  # earlier user turns consulted when rewriting a follow-up
+    followup_max_chars: int = 24  # a question this short with an anaphor is a follow-up
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,33 @@ class AppSettings:
     port: int = 7860
     seeds_dir: str = "seeds"
     concurrency: int = 2
+    # embed every indexed sentence in a background thread after start-up (kept on disk, so
+    # only the first start pays), so answers do not wait for it
+    warm_up: bool = True
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Batch evaluation (``python -m eval``) and benchmarks (``python -m bench``)."""
+
+    k: int = 10  # passages retrieved per question and configuration
+    cutoffs: str = "1,3,5,10"  # hit@n is reported for each n <= k
+    mrr_k: int = 10  # MRR@mrr_k
+    configs: str = "bm25,dense,hybrid"  # retrieval modes compared side by side
+    answer_mode: str = "hybrid"  # the one configuration answers are generated (and scored) with
+    partial_span: float = 0.80  # a chunk holding this share of an evidence span in one piece is a hit
+    gate_file: str = "eval/gate.toml"  # quality floors checked in CI (tests/test_eval_gate.py)
+    bench_out: str = "bench/out"
+    bench_scales: str = "10000,100000,1000000"  # synthetic collection sizes for the scale run
+    bench_dim: int = 384
+    bench_queries: int = 200  # queries for latency and ANN recall@10 in the scale run
+    bench_clusters: int = 1000  # gaussian-mixture components of the synthetic vectors
+    bench_latent_dim: int = 32  # each cluster varies in its own subspace of this dimension
+    bench_spread: float = 0.6  # typical distance of a point from its cluster centre (unit-norm centres)
+    bench_noise: float = 0.15  # norm of the isotropic noise added in all dimensions
+    bench_hnsw_budget_s: float = 600.0  # an HNSW build predicted to take longer is scaled down
+    bench_min_ef_construction: int = 40  # lowest efConstruction tried before capping the size
+    bench_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +147,7 @@ class Settings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     qa: QASettings = field(default_factory=QASettings)
     app: AppSettings = field(default_factory=AppSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
 
     def override(self, section: str, **values: Any) -> "Settings":
         """Return a copy with some fields of one section replaced (None values are ignored)."""

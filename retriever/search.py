@@ -91,9 +91,15 @@ class Retriever:
             raise QueryError("the question has no words or numbers to search for")
         return query[: self.settings.retrieval.max_query_chars]
 
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's vector, for callers that need it too (pass it back to ``search``)."""
+        return self.embedder.encode_queries([self._clean_query(query)])[0]
+
     def search(self, query: str, k: int | None = None, mode: str | None = None,
-               doc_ids: Sequence[str] | None = None, candidates: int | None = None) -> list[Hit]:
-        """Best passages first. ``doc_ids`` restricts the search to those documents."""
+               doc_ids: Sequence[str] | None = None, candidates: int | None = None,
+               query_vector: np.ndarray | None = None) -> list[Hit]:
+        """Best passages first. ``doc_ids`` restricts the search to those documents;
+        ``query_vector`` (from ``embed_query``) saves embedding the query a second time."""
         cfg = self.settings.retrieval
         k = cfg.k if k is None else k
         mode = mode or cfg.mode
@@ -111,7 +117,7 @@ class Retriever:
         dense_scores: dict[int, float] = {}
         if mode in ("hybrid", "dense"):
             t0 = time.perf_counter()
-            vector = self.embedder.encode_queries([query])[0]
+            vector = self.embedder.encode_queries([query])[0] if query_vector is None else query_vector
             timings["embed"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             scores, ids = self.dense.search(vector, n, allowed)
@@ -161,9 +167,3 @@ class Retriever:
                    for h in kept):
                 kept.append(hit)
         return kept
-
-    def dense_similarity(self, query: str, hits: list[Hit]) -> list[float]:
-        """Cosine similarity of the query to each hit's stored vector (for refusal logic)."""
-        index = {c.chunk_id: i for i, c in enumerate(self.stored.chunks)}
-        vector = self.embedder.encode_queries([self._clean_query(query)])[0]
-        return [float(self.stored.vectors[index[h.chunk_id]] @ vector) for h in hits]

@@ -1,0 +1,235 @@
+"""The QA entry point: question (+ history) → rewritten query → passages → cited answer.
+
+    from qa import Assistant
+    a = Assistant.load("index")
+    ans = a.ask("十四五规划对数字经济核心产业增加值占GDP比重提出了什么目标?")
+    for piece in a.stream("那IPv6呢?", history=[(q1, ans.text)]): ...
+
+Nothing a user can type makes ``ask``/``stream`` raise: an empty, unsupported-script or
+unsearchable question comes back as an ``Answer`` with ``refused=True`` and a message in
+the question's language (``text``), so the app shows it like any other answer. A broken
+LLM (missing model, out of memory, any exception) degrades to the extractive composer
+with a logged warning. Errors of the setup itself (a missing index) raise at ``load``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from retriever import Embedder, Hit, QueryError, Retriever
+from retriever.terms import terms
+from settings import Settings, load_settings
+
+from .citations import CitationBuilder
+from .extractive import ExtractiveComposer
+from .followup import FollowUpRewriter
+from .generator import Draft, Evidence, Generator
+from .language import UNSUPPORTED, message, question_language
+from .records import Answer
+from .refusal import EvidenceSignal, RefusalJudge, content_terms
+from .sentence_vectors import SentenceVectors
+
+log = logging.getLogger(__name__)
+
+GENERATORS = ("extractive", "llm")
+_COMPARISON = re.compile(r"比较|比較|相比|对比|對比|异同|異同|区别|區別|差异|差異|不同|相同|共同|分别|分別|两者|兩者|二者|都"
+                         r"|\b(?:compare[sd]?|comparison|both|differ(?:s|ence)?|versus|vs\.?|similar|in common)\b",
+                         re.IGNORECASE)
+_QUESTION_END = re.compile(r"[?？]")
+
+
+def is_comparison(question: str) -> bool:
+    """Compares documents: a comparison word, or two questions in one (…？…？)."""
+    return bool(_COMPARISON.search(question)) or len(_QUESTION_END.findall(question.rstrip("?？ "))) >= 1
+
+
+class Assistant:
+    def __init__(self, retriever: Retriever, settings: Settings | None = None):
+        self.retriever = retriever
+        self.settings = settings or retriever.settings
+        cfg = self.settings.qa
+        self.vectors = SentenceVectors.shared(retriever.embedder, cfg.sentence_cache_dir)
+        self.extractive = ExtractiveComposer(self.vectors, terms, cfg)
+        self.judge = RefusalJudge(retriever, cfg)
+        self.rewriter = FollowUpRewriter(content_terms, cfg.followup_max_chars, cfg.history_turns)
+        self._llm: Generator | None = None
+        self._llm_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | Path, settings: Settings | None = None, embedder: Embedder | None = None) -> "Assistant":
+        """Open the index directory (as ``Retriever.load``) and reuse its embedder."""
+        settings = settings or load_settings()
+        return cls(Retriever.load(path, settings, embedder=embedder), settings)
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.retriever.embedder
+
+    # -- public API -------------------------------------------------------------------
+    def ask(self, question: str, history: Any = None, k: int | None = None, generator: str | None = None) -> Answer:
+        answer = None
+        for piece in self.stream(question, history=history, k=k, generator=generator):
+            if isinstance(piece, Answer):
+                answer = piece
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, history: Any = None, k: int | None = None,
+               generator: str | None = None) -> Iterator[str | Answer]:
+        """Yield the answer text in pieces, then the ``Answer`` (its text == the pieces joined)."""
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        question = question if isinstance(question, str) else ""
+        lang = question_language(question)
+        if not question.strip():  # no language to answer in: both
+            yield from self._message(question, "empty", UNSUPPORTED, t_start)
+            return
+        if lang == UNSUPPORTED:
+            yield from self._message(question, "unsupported", lang, t_start)
+            return
+        note = ""
+        cfg = self.settings.qa
+        asked = " ".join(question.split())
+        if len(asked) > cfg.max_question_chars:
+            asked = asked[: cfg.max_question_chars]
+            note = message("truncated", lang, n=cfg.max_question_chars) + "\n"
+        rewrite = self.rewriter.rewrite(asked, history)
+        query = rewrite.query
+        comparison = is_comparison(asked)
+
+        t0 = time.perf_counter()
+        try:
+            query_vector = self.retriever.embed_query(query)  # once, for retrieval and sentence scoring
+            timings["embed_query"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            hits = self._retrieve(query, k, comparison, query_vector)
+        except QueryError as exc:
+            log.info("question not searchable: %s", exc)
+            yield from self._message(question, "empty", lang, t_start, query=query)
+            return
+        timings["retrieve"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        evidence = Evidence(query, lang, hits, query_vector, comparison)
+        candidates = self.extractive.candidates(evidence)
+        timings["embed"] = time.perf_counter() - t0
+        best = candidates.best
+        signal = self.judge.signal(query, lang, hits[: self.retriever.settings.retrieval.k],
+                                   best.cosine if best else 0.0)
+        if not hits or self.judge.refuse(signal):
+            yield from self._refusal(question, query, lang, hits, signal, note, timings, t_start)
+            return
+        yield from self._generate(question, evidence, generator, note, timings, t_start)
+
+    def evidence_signal(self, question: str, k: int | None = None) -> tuple[EvidenceSignal, list[Hit]]:
+        """The refusal signal for a (self-contained) question, for calibration."""
+        lang = question_language(question)
+        query_vector = self.retriever.embed_query(question)
+        hits = self._retrieve(question, k, is_comparison(question), query_vector)
+        evidence = Evidence(question, lang, hits, query_vector)
+        best = self.extractive.candidates(evidence).best
+        return self.judge.signal(question, lang, hits[: self.retriever.settings.retrieval.k],
+                                 best.cosine if best else 0.0), hits
+
+    def warm_up(self, save: bool = True) -> int:
+        """Embed every sentence of the index ahead of time (and keep them on disk)."""
+        from .sentences import split_passage
+
+        cfg = self.settings.qa
+        texts = [u.text for row, chunk in enumerate(self.retriever.stored.chunks)
+                 for u in split_passage(Hit.from_chunk(chunk, 0.0), row, cfg.max_sentence_chars,
+                                        cfg.min_sentence_chars)]
+        self.vectors.encode(texts)
+        if save:
+            self.vectors.save()
+        return len(self.vectors)
+
+    # -- stages -----------------------------------------------------------------------
+    def _retrieve(self, query: str, k: int | None, comparison: bool, query_vector) -> list[Hit]:
+        hits = self.retriever.search(query, k=k, query_vector=query_vector)
+        docs = list(dict.fromkeys(h.doc_id for h in hits))
+        wanted = self.settings.qa.comparison_docs
+        if comparison and hits and len(docs) < wanted:
+            others = [d for d in self.retriever.documents if d not in docs]
+            extra = (self.retriever.search(query, k=wanted - len(docs), doc_ids=others, query_vector=query_vector)
+                     if others else [])
+            hits = hits + [h for h in extra if h.doc_id not in docs]
+        return hits
+
+    def _generate(self, question: str, evidence: Evidence, name: str | None, note: str,
+                  timings: dict[str, float], t_start: float) -> Iterator[str | Answer]:
+        name = name or self.settings.qa.generator
+        if name not in GENERATORS:
+            log.warning("unknown generator %r; using the extractive composer", name)
+            name = "extractive"
+        builder = CitationBuilder()
+        emitted: list[str] = []
+        if note:
+            emitted.append(note)
+            yield note
+        draft: Draft | None = None
+        t0 = time.perf_counter()
+        if name == "llm":
+            llm = self._llm_generator()
+            if llm is not None:
+                try:
+                    for piece in llm.generate(evidence, builder):
+                        if isinstance(piece, Draft):
+                            draft = piece
+                        else:
+                            emitted.append(piece)
+                            yield piece
+                except Exception as exc:  # noqa: BLE001 - any LLM failure degrades, never loses the answer
+                    log.warning("LLM generator failed (%s: %s); answering with the extractive composer",
+                                exc.__class__.__name__, exc)
+                    draft = None
+                    if len(emitted) > bool(note):  # text already shown: continue after it
+                        emitted.append("\n\n")
+                        yield "\n\n"
+        if draft is None:
+            for piece in self.extractive.generate(evidence, builder):
+                if isinstance(piece, Draft):
+                    draft = piece
+                else:
+                    emitted.append(piece)
+                    yield piece
+        timings["generate"] = time.perf_counter() - t0
+        timings.update({key: value for key, value in draft.timings.items() if key not in timings})
+        timings["total"] = time.perf_counter() - t_start
+        yield Answer(question=question, text="".join(emitted), citations=builder.citations(),
+                     query=evidence.question, generator=draft.generator, timings=timings)
+
+    def _llm_generator(self) -> Generator | None:
+        with self._llm_lock:
+            if self._llm is None:
+                try:
+                    from .llm import LLMGenerator
+
+                    self._llm = LLMGenerator.load(self.settings.qa)
+                except Exception as exc:  # noqa: BLE001 - missing/broken model: extractive instead
+                    log.warning("LLM generator unavailable (%s: %s); answering with the extractive composer",
+                                exc.__class__.__name__, exc)
+                    return None
+            return self._llm
+
+    def _refusal(self, question: str, query: str, lang: str, hits: list[Hit], signal: EvidenceSignal,
+                 note: str, timings: dict[str, float], t_start: float) -> Iterator[str | Answer]:
+        related = hits[: self.settings.qa.related_k]
+        text = note + message("refusal", lang) + (" " + message("related", lang) if related else "")
+        log.info("refused %r: %s", query, signal.as_dict())
+        yield text
+        timings["total"] = time.perf_counter() - t_start
+        yield Answer(question=question, text=text, refused=True, related=related, query=query,
+                     generator="refusal", timings=timings)
+
+    def _message(self, question: str, key: str, lang: str, t_start: float, query: str = "") -> Iterator[str | Answer]:
+        text = message(key, lang)
+        yield text
+        yield Answer(question=question, text=text, refused=True, query=query, generator="message",
+                     timings={"total": time.perf_counter() - t_start})
+

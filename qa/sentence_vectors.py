@@ -1,0 +1,84 @@
+"""Passage-side e5 vectors of candidate sentences, computed once per distinct sentence.
+
+Embedding the ~30 sentences of five passages costs far more than everything else in an
+extractive answer on a small CPU, while the same sentences come back question after
+question (and twice within one answer, where chunks overlap). So vectors are kept by
+sentence text, in memory, and optionally on disk in a file named for the embedding model,
+so a restarted app starts warm. ``warm_up`` fills the cache for a whole index ahead of time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from retriever import Embedder
+
+log = logging.getLogger(__name__)
+_SHARED: dict[tuple[int, str], "SentenceVectors"] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+class SentenceVectors:
+    def __init__(self, embedder: Embedder, cache_dir: str = ""):
+        self.embedder = embedder
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self.path: Path | None = None
+        if cache_dir:
+            digest = hashlib.sha1(embedder.model_id.encode("utf-8")).hexdigest()[:12]
+            self.path = Path(cache_dir).expanduser() / f"sentences-{digest}.npz"
+            self._load()
+
+    @classmethod
+    def shared(cls, embedder: Embedder, cache_dir: str = "") -> "SentenceVectors":
+        """The process-wide cache for this embedder and cache file (a rebuilt Assistant stays warm)."""
+        key = (id(embedder), cache_dir)
+        with _SHARED_LOCK:
+            if key not in _SHARED or _SHARED[key].embedder is not embedder:
+                _SHARED[key] = cls(embedder, cache_dir)
+            return _SHARED[key]
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Normalized passage vectors for ``texts`` (rows in the same order)."""
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            fresh = self.embedder.encode_passages(missing)
+            with self._lock:
+                self._vectors.update(zip(missing, fresh))
+        if not texts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        with self._lock:
+            return np.stack([self._vectors[t] for t in texts])
+
+    def _load(self) -> None:
+        if not self.path or not self.path.is_file():
+            return
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                keys, vectors = data["keys"].tolist(), data["vectors"]
+            if vectors.shape[1:] == (self.embedder.dim,) and len(keys) == len(vectors):
+                self._vectors.update(zip(keys, vectors))
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable sentence-vector cache %s (%s)", self.path, exc)
+
+    def save(self) -> Path | None:
+        """Write the cache next to the model cache (atomically); returns the file or None."""
+        if not self.path:
+            return None
+        with self._lock:
+            keys = list(self._vectors)
+            vectors = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, self.embedder.dim))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.asarray(keys, dtype=str), vectors=vectors.astype(np.float32))
+        tmp.replace(self.path)
+        return self.path
