@@ -110,8 +110,8 @@ class AppSettings:
     port: int = 7860
     seeds_dir: str = "seeds"
     concurrency: int = 2
-    # embed every indexed sentence in a background thread after start-up (kept on disk, so
-    # only the first start pays), so answers do not wait for it
+    # embed every indexed sentence before serving, into qa.sentence_cache_dir (so only the
+    # first start of an index pays, about a minute for the seeds); answers then skip it
     warm_up: bool = True
 
 
@@ -126,6 +126,7 @@ class EvalSettings:
     answer_mode: str = "hybrid"  # the one configuration answers are generated (and scored) with
     partial_span: float = 0.80  # a chunk holding this share of an evidence span in one piece is a hit
     gate_file: str = "eval/gate.toml"  # quality floors checked in CI (tests/test_eval_gate.py)
+    gate_answers: bool = True  # the CI gate also scores answers when qa is importable (~30 s)
     bench_out: str = "bench/out"
     bench_scales: str = "10000,100000,1000000"  # synthetic collection sizes for the scale run
     bench_dim: int = 384

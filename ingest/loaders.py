@@ -118,4 +118,7 @@ def supported(path: Path) -> bool:
 
 
 def load_raw(path: Path, data: bytes) -> str:
-    return LOADERS[path.suffix.lower()](data)
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise LoadError(f"unsupported file type {path.suffix or '(none)'}; use {', '.join(sorted(LOADERS))}")
+    return loader(data)

@@ -1,0 +1,379 @@
+"""``python app.py``: the chat UI over the policy-document index (Gradio, served locally).
+
+The app only presents: answers come from one shared ``qa.Assistant`` (loaded once, used by
+every session), documents are added through the same ingestion and index update as the
+command line, and every piece of document text is escaped by ``ui.render`` before it is
+shown. Besides the chat it serves ``/source/{doc_id}?start=&end=``, a standalone page with
+the cited span highlighted, so a source link can be opened, shared and bookmarked.
+
+    python app.py [--index DIR] [--seeds DIR] [--host 127.0.0.1] [--port 7860]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from settings import Settings, load_settings  # noqa: E402
+from ui import render  # noqa: E402
+
+EXAMPLES = [
+    "到2020年北斗系统由多少颗卫星组成?",
+    "“十四五”国家信息化规划提出了哪些主要目标?",
+    "What does the 13th Five-Year informatization plan say about e-government?",
+    "How does the strategy plan to strengthen cybersecurity?",
+]
+
+
+class Engine:
+    """The one loaded Assistant every session shares, and the index it reads.
+
+    A request takes ``engine.assistant`` once and uses that object to the end, so after an
+    upload it sees the old index or the new one, never a mix. Uploads build the new index
+    on disk and a new Assistant (sharing the loaded models) under a lock, then swap the
+    reference in one assignment.
+    """
+
+    def __init__(self, assistant, index_dir: Path, settings: Settings):
+        self.assistant = assistant
+        self.index_dir = Path(index_dir)
+        self.settings = settings
+        self._write_lock = threading.Lock()
+        self._sections: dict[str, list] = {}
+        self._sections_of = None
+
+    @classmethod
+    def load(cls, index_dir: Path, settings: Settings) -> "Engine":
+        from qa import Assistant
+
+        return cls(Assistant.load(index_dir, settings=settings), index_dir, settings)
+
+    def warm_up(self, assistant=None) -> None:
+        """Embed the index's sentences once, before serving, into the on-disk sentence cache.
+
+        Without it each early answer embeds its candidate sentences (seconds apiece on a
+        small CPU). It cannot run in the background: the shared embedder serves one call at
+        a time, so a user's question would wait behind the whole warm-up. With the cache
+        filled (every later start, and after an upload only the new sentences) it is quick.
+        """
+        assistant = assistant or self.assistant
+        if not (self.settings.app.warm_up and self.settings.qa.sentence_cache_dir):
+            return
+        cached = len(assistant.vectors)
+        if cached == 0:
+            print("Embedding the index's sentences once, so answers need not wait for it (about a minute)…",
+                  flush=True)
+        started = time.perf_counter()
+        total = assistant.warm_up(save=True)
+        if total > cached:
+            print(f"sentence cache: {total} sentences, {total - cached} new "
+                  f"({time.perf_counter() - started:.0f}s)", flush=True)
+
+    @property
+    def retriever(self):
+        return self.assistant.retriever
+
+    def stats(self) -> str:
+        r = self.retriever
+        return f"索引 Index: {len(r.documents)} documents · {len(r)} passages"
+
+    def document(self, doc_id: str):
+        """A document of the current index by exact id, else None (ids are never paths)."""
+        return self.retriever.document(doc_id)
+
+    def section_at(self, doc_id: str, pos: int) -> str:
+        """Heading path of the passage that holds character ``pos`` (for the source view)."""
+        retriever = self.retriever
+        if self._sections_of is not retriever:  # rebuilt lazily after each index swap
+            by_doc: dict[str, list] = {}
+            for c in retriever.stored.chunks:
+                by_doc.setdefault(c.doc_id, []).append((c.start, c.end, c.section))
+            self._sections, self._sections_of = by_doc, retriever
+        return next((s for a, b, s in self._sections.get(doc_id, []) if a <= pos < b and s), "")
+
+    def add_documents(self, paths: list[Path]) -> tuple[list, list[str], object | None]:
+        """Ingest uploaded files into the index and swap in a retriever that sees them.
+
+        Returns (documents added or replaced, skip messages, BuildReport or None). Uploads only add or
+        replace documents: ``roots=[]`` tells the index update that no source folder was
+        re-read, so nothing already indexed is removed.
+        """
+        from ingest import Skipped, ingest_paths
+        from ingest.loaders import LOADERS, supported
+        from retriever import Retriever, update_index
+
+        with self._write_lock:
+            ok = [p for p in paths if supported(p)]
+            bad = [Skipped(str(p), f"unsupported file type (supported: {', '.join(sorted(LOADERS))})")
+                   for p in paths if not supported(p)]
+            root = Path(os.path.commonpath([str(p.parent) for p in ok])) if ok else Path(".")
+            result = ingest_paths(ok, root, self.settings.chunk, progress=True)
+            skipped = [f"{Path(s.path).name}: {s.reason}" for s in bad + result.skipped]
+            if not result.documents:
+                return [], skipped, None
+            embedder = self.retriever.embedder
+            report = update_index(result, self.index_dir, self.settings, progress=True, roots=[],
+                                  embedder=embedder)
+            for line in report.skipped:  # e.g. "duplicate of …": show file names, not server paths
+                for p in ok:
+                    line = line.replace(str(p), p.name)
+                skipped.append(line)
+            changed = set(report.added_docs) | set(report.updated_docs)
+            if not changed:  # e.g. only duplicates of indexed documents
+                return [], skipped, report
+            from qa import Assistant
+
+            # A whole new Assistant (its refusal judge reads the new index too), sharing the
+            # loaded embedder, prepared while the old one keeps answering, then swapped in by
+            # one assignment. Saving the sentence cache first lets the new one start from it.
+            self.assistant.vectors.save()
+            fresh = Assistant(Retriever.load(self.index_dir, self.settings, embedder=embedder), self.settings)
+            self.warm_up(fresh)
+            self.assistant = fresh
+            return [d for d in result.documents if d.doc_id in changed], skipped, report
+
+
+# -- handlers ---------------------------------------------------------------------------
+def history_of(turns: list[dict]) -> list[dict]:
+    """Plain-text conversation (Gradio messages format) for follow-up questions."""
+    history = []
+    for t in turns:
+        if t.get("answer") is not None:
+            history += [{"role": "user", "content": t["q"]}, {"role": "assistant", "content": t["answer"].text}]
+    return history
+
+
+def chat_messages(turns: list[dict], show_scores: bool, pending: str | None = None) -> list[dict]:
+    """The chatbot's value: escaped HTML for every turn, rebuilt from this session's turns."""
+    messages = []
+    for t in turns:
+        messages.append({"role": "user", "content": render.render_user(t["q"])})
+        if t.get("answer") is not None:
+            content = render.render_answer(t["answer"], show_scores)
+        elif t.get("error"):
+            content = render.render_error(t["error"])
+        else:
+            content = render.render_pending(pending or "")
+        messages.append({"role": "assistant", "content": content})
+    return messages
+
+
+def make_handlers(engine: Engine):
+    import gradio as gr
+
+    def respond(question: str, turns: list[dict], k: float, generator: str, show_scores: bool):
+        """Stream one answer into the chat. ``turns`` is this session's own gr.State."""
+        question = (question or "").strip()
+        if not question:
+            yield "", turns, chat_messages(turns, show_scores)
+            return
+        turn = {"q": question, "answer": None, "error": None}
+        turns = turns + [turn]
+        yield "", turns, chat_messages(turns, show_scores)
+        assistant = engine.assistant  # one consistent index for the whole answer
+        partial = ""
+        try:
+            for piece in assistant.stream(question, history=history_of(turns[:-1]), k=int(k),
+                                          generator=generator):
+                if isinstance(piece, str):
+                    partial += piece
+                    yield "", turns, chat_messages(turns, show_scores, partial)
+                else:
+                    turn["answer"] = piece
+        except Exception as exc:  # noqa: BLE001 - the message goes to the user, the trace to the log
+            import logging
+
+            logging.getLogger("app").exception("answering %r failed", question)
+            turn["error"] = f"无法回答 Could not answer: {exc}"
+        if turn["answer"] is None and not turn["error"]:
+            turn["error"] = "no answer was produced"
+        yield "", turns, chat_messages(turns, show_scores)
+
+    def ask(question: str, history: list[dict] | None = None, k: int | None = None,
+            generator: str | None = None) -> dict:
+        """Answer one question; returns the answer text with [n] markers and its sources as JSON.
+
+        ``history`` is an optional list of {"role", "content"} messages for follow-ups.
+        """
+        answer = engine.assistant.ask(question, history=history or [], k=k, generator=generator)
+        return render.answer_json(answer)
+
+    def upload(files, progress=gr.Progress(track_tqdm=True)):
+        """Add uploaded files to the shared index; report what was added and what was skipped."""
+        paths = [Path(f) for f in (files or [])]
+        if not paths:
+            return "", engine.stats()
+        progress(0, desc="reading and indexing …")
+        docs, skipped, report = engine.add_documents(paths)
+        parts = []
+        if docs:
+            names = "".join(f"<li>{render.esc(d.title)} <code>{render.esc(d.doc_id)}</code></li>" for d in docs)
+            parts.append(f"<p>已加入 Added {len(docs)} document(s), searchable now "
+                         f"({render.esc(f'{report.seconds:.1f}')} s):</p><ul>{names}</ul>")
+        if skipped:
+            items = "".join(f"<li>{render.esc(s)}</li>" for s in skipped)
+            parts.append(f"<p>跳过 Skipped {len(skipped)}:</p><ul>{items}</ul>")
+        return "".join(parts) or "<p>nothing to add</p>", engine.stats()
+
+    return respond, ask, upload
+
+
+# -- UI and server ------------------------------------------------------------------------
+def generator_choices(settings: Settings) -> list[str]:
+    return ["extractive", "llm"] if settings.qa.llm_model else ["extractive"]
+
+
+def build_ui(engine: Engine, settings: Settings):
+    import gradio as gr
+
+    respond, ask, upload = make_handlers(engine)
+    with gr.Blocks(title="政策文件问答 Policy QA", analytics_enabled=False) as demo:
+        turns = gr.State([])
+        gr.Markdown("## 政策文件问答 · Policy documents QA\n"
+                    "Answers quote the indexed policy documents; click a source or a [n] marker to open it.",
+                    elem_id="pq-title")
+        # A row, not gr.Sidebar: on a phone-width window the settings column wraps below the
+        # chat instead of covering it.
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=340):
+                chatbot = gr.Chatbot(elem_id="pq-chat", height="62vh", render_markdown=False,
+                                     sanitize_html=True, allow_tags=False, buttons=["copy"],
+                                     feedback_options=None, show_label=False,
+                                     placeholder="问一个关于政策文件的问题 · Ask about the policy documents")
+                with gr.Row(equal_height=True):
+                    box = gr.Textbox(placeholder="输入问题 Type a question…", show_label=False, scale=6,
+                                     lines=1, max_lines=5, elem_id="pq-question", autofocus=True, min_width=200)
+                    send = gr.Button("提问 Ask", variant="primary", scale=1, min_width=80, elem_id="pq-send")
+                    clear = gr.Button("清空 Clear", scale=1, min_width=80, elem_id="pq-clear")
+                gr.Examples(EXAMPLES, inputs=box, label="示例 Examples")
+            with gr.Column(scale=1, min_width=260, elem_id="pq-side"):
+                k = gr.Slider(1, 20, value=settings.retrieval.k, step=1, label="检索段落数 Passages (k)")
+                choices = generator_choices(settings)
+                generator = gr.Radio(choices, label="生成方式 Generator",
+                                     value=settings.qa.generator if settings.qa.generator in choices else choices[0])
+                show_scores = gr.Checkbox(False, label="显示检索分数 Show retrieval scores", elem_id="pq-scores")
+                files = gr.File(file_count="multiple", type="filepath", elem_id="pq-upload",
+                                label="添加文件 Add documents (.txt .md .html .pdf .docx)")
+                upload_log = gr.HTML(elem_id="pq-upload-log")
+                stats = gr.Markdown(engine.stats(), elem_id="pq-stats")
+
+        chat_inputs = [box, turns, k, generator, show_scores]
+        chat_outputs = [box, turns, chatbot]
+        # Every way of asking shares one queue slot group, so settings.app.concurrency bounds
+        # them together. "chat" stays callable (undocumented): a client session keeps its history.
+        box.submit(respond, chat_inputs, chat_outputs, api_name="chat", api_visibility="undocumented",
+                   concurrency_id="answer")
+        send.click(respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_id="answer")
+        clear.click(lambda: ([], []), None, [turns, chatbot], api_visibility="private", queue=False)
+        chatbot.clear(lambda: [], None, turns, api_visibility="private", queue=False)  # its own trash icon
+        show_scores.change(chat_messages, [turns, show_scores], chatbot, api_visibility="private", queue=False)
+        files.upload(upload, files, [upload_log, stats], api_visibility="private", concurrency_limit=1,
+                     show_progress="full")
+        gr.api(ask, api_name="ask", concurrency_id="answer")
+    return demo
+
+
+def create_app(engine: Engine, settings: Settings):
+    """FastAPI app: the source view at /source/{doc_id}, the Gradio chat mounted at /."""
+    import gradio as gr
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    from ui.style import CSS, theme
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.api_route("/source/{doc_id:path}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+    def source(doc_id: str, start: str | None = None, end: str | None = None):
+        """Serve one indexed document by id; a bad span is a 400, an unknown id a 404."""
+        headers = {"Content-Security-Policy": render.SOURCE_CSP, "X-Content-Type-Options": "nosniff"}
+        doc = engine.document(doc_id)
+        if doc is None:
+            return HTMLResponse(render.render_error_page(404, "no such document in the index"), 404, headers)
+        try:
+            span = [None if v in (None, "") else int(v) for v in (start, end)]
+        except ValueError:
+            return HTMLResponse(render.render_error_page(400, "start and end must be integers"), 400, headers)
+        if None in span:
+            span = [None, None]
+        else:  # clamp into the text; an empty or reversed span shows the page without highlight
+            span = [min(max(v, 0), len(doc.text)) for v in span]
+        section = engine.section_at(doc.doc_id, span[0]) if span[0] is not None else ""
+        return HTMLResponse(render.render_source_page(doc, span[0], span[1], section), 200, headers)
+
+    demo = build_ui(engine, settings)
+    demo.queue(default_concurrency_limit=settings.app.concurrency)
+    return gr.mount_gradio_app(app, demo, path="/", theme=theme(), css=CSS, footer_links=["api"],
+                               run_history=False, max_file_size=settings.chunk.max_file_bytes,
+                               show_error=True)
+
+
+def ensure_index(index_dir: Path, seeds_dir: Path, settings: Settings) -> None:
+    """First run: build the index of the seed documents, with progress, before serving."""
+    if (index_dir / "manifest.json").is_file():
+        return
+    from retriever import IndexMissing, build_index
+
+    if not seeds_dir.is_dir():
+        raise IndexMissing(f"no index at {index_dir} and no seed folder {seeds_dir} to build it from "
+                           "(pass --index DIR or --seeds DIR)")
+
+    print(f"No index at {index_dir}: building it from {seeds_dir}/ (first run only; a few minutes on a laptop)…",
+          flush=True)
+    print(build_index(seeds_dir, index_dir, settings, progress=True), flush=True)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", help="index directory (default: settings index.path)")
+    parser.add_argument("--seeds", help="documents indexed on first run when the index is missing")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the app)")
+    parser.add_argument("--port", type=int, help="port (default 7860)")
+    parser.add_argument("--config", help="TOML settings file")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config).override("app", host=args.host, port=args.port, seeds_dir=args.seeds)
+    host, port = settings.app.host, settings.app.port
+    index_dir = Path(args.index or settings.index.path)
+    if not is_loopback(host):
+        print(f"WARNING: binding to {host}: anyone who can reach this machine can use the app and upload "
+              "documents. There is no login.", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    from retriever import IndexLoadError
+
+    try:
+        ensure_index(index_dir, Path(settings.app.seeds_dir), settings)
+        engine = Engine.load(index_dir, settings)
+        engine.warm_up()
+    except IndexLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(engine, settings)
+    print(f"{engine.stats()}; ready in {time.perf_counter() - started:.1f}s", flush=True)
+    print(f"Running on http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}", flush=True)
+
+    import uvicorn
+
+    # open event streams would otherwise hold Ctrl-C / SIGTERM for as long as a browser tab stays open
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
