@@ -1,0 +1,356 @@
+"""Running a question set through retrieval (several configurations) and, if present, QA.
+
+For every question and every retrieval configuration (``bm25``, ``dense``, ``hybrid``)
+the top-k passages are retrieved and each is checked for the question's evidence spans
+(``eval.normalize.contains_span``). Answers are generated once, with
+``EvalSettings.answer_mode`` (hybrid), when the ``qa`` stage can be imported.
+
+Unanswerable questions are left out of the retrieval metrics (they have no evidence);
+they count for the refusal metrics of the answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from settings import Settings
+
+from . import metrics
+from .normalize import normalize
+from .schema import LineError, Question
+
+MODES = ("bm25", "dense", "hybrid")
+
+
+@dataclass
+class EvalOptions:
+    configs: tuple[str, ...] = MODES
+    k: int = 10
+    cutoffs: tuple[int, ...] = (1, 3, 5, 10)
+    mrr_k: int = 10
+    partial: float = 0.8
+    answer_mode: str = "hybrid"
+    answers: bool | None = None  # None: score answers when ``qa`` is importable
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "EvalOptions":
+        cfg = settings.eval
+        options = cls(
+            configs=parse_list(cfg.configs),
+            k=cfg.k,
+            cutoffs=tuple(int(x) for x in parse_list(cfg.cutoffs)),
+            mrr_k=cfg.mrr_k,
+            partial=cfg.partial_span,
+            answer_mode=cfg.answer_mode,
+        )
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(options, key, value)
+        options.validate()
+        return options
+
+    def validate(self) -> None:
+        unknown = [c for c in self.configs if c not in MODES]
+        if unknown or not self.configs:
+            raise ValueError(f"unknown retrieval configuration(s) {unknown}; use {', '.join(MODES)}")
+        if self.answer_mode not in MODES:
+            raise ValueError(f"unknown answer mode {self.answer_mode!r}")
+        if self.k <= 0:
+            raise ValueError(f"k must be positive, got {self.k}")
+        if not 0 < self.partial <= 1:
+            raise ValueError(f"partial span share must be in (0, 1], got {self.partial}")
+
+    @property
+    def used_cutoffs(self) -> tuple[int, ...]:
+        return tuple(n for n in self.cutoffs if n <= self.k) or (self.k,)
+
+    @property
+    def used_mrr_k(self) -> int:
+        return min(self.mrr_k, self.k)
+
+
+@dataclass
+class EvalResult:
+    rows: list[dict] = field(default_factory=list)  # one per question per configuration
+    summary: dict = field(default_factory=dict)
+
+
+def parse_list(text: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(text, str):
+        text = text.split(",")
+    return tuple(x.strip() for x in text if x and x.strip())
+
+
+def load_assistant_class() -> tuple[type | None, str | None]:
+    """(``qa.Assistant``, None) or (None, why it is not available)."""
+    try:
+        from qa import Assistant  # noqa: PLC0415 - optional stage, may not exist yet
+    except ImportError as exc:
+        return None, f"qa is not importable ({exc})"
+    except Exception as exc:  # noqa: BLE001 - a half-written qa must not break retrieval eval
+        return None, f"qa failed to import ({exc.__class__.__name__}: {exc})"
+    return Assistant, None
+
+
+def _clean_nan(value: Any) -> Any:
+    """JSON has no NaN: metrics that are undefined (no questions in a group) become null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_nan(v) for v in value]
+    return value
+
+
+def _hit_record(hit, has_evidence: bool) -> dict:
+    return {
+        "chunk_id": hit.chunk_id,
+        "doc_id": hit.doc_id,
+        "section": hit.section,
+        "score": round(float(hit.score), 6),
+        "evidence": has_evidence,
+    }
+
+
+def retrieve_one(retriever, question: Question, mode: str, options: EvalOptions) -> dict:
+    """Search one question with one configuration and score the ranked list."""
+    row: dict[str, Any] = {
+        "id": question.id, "config": mode, "type": question.type, "lang": question.lang,
+        "question": question.question, "answerable": question.answerable,
+    }
+    started = time.perf_counter()
+    try:
+        hits = retriever.search(question.question, k=options.k, mode=mode)
+        error = None
+    except Exception as exc:  # noqa: BLE001 - one failing question must not end the run
+        hits, error = [], f"{exc.__class__.__name__}: {exc}"
+    wall = time.perf_counter() - started
+    timings = dict(getattr(retriever, "last_timings", {}) or {}) if error is None else {}
+    timings["total"] = wall
+    flags = metrics.evidence_flags([h.text for h in hits], question.evidence, options.partial)
+    doc_ids = [h.doc_id for h in hits]
+    row.update(
+        chunk_ids=[h.chunk_id for h in hits],
+        doc_ids=doc_ids,
+        hits=[_hit_record(h, f) for h, f in zip(hits, flags)],
+        first_evidence_rank=metrics.first_rank(flags) if question.answerable else None,
+        all_docs_rank=metrics.all_docs_rank(doc_ids, flags, question.docs) if question.answerable else None,
+        timings=timings,
+        error=error,
+        answer=None,
+    )
+    return row
+
+
+def answer_one(assistant, question: Question, options: EvalOptions) -> dict:
+    """Ask one question and score the answer."""
+    started = time.perf_counter()
+    try:
+        ans = assistant.ask(question.question)
+        error = None
+    except Exception as exc:  # noqa: BLE001
+        ans, error = None, f"{exc.__class__.__name__}: {exc}"
+    wall = time.perf_counter() - started
+    if ans is None:
+        return {"text": "", "citations": [], "refused": False, "timings": {"wall": wall}, "error": error,
+                "key_recall": 0.0 if question.answerable else None, "citations_ok": False,
+                "n_citations": 0, "n_supported": 0}
+    citations = list(getattr(ans, "citations", []) or [])
+    cited_texts = [c.hit.text for c in citations]
+    support = metrics.evidence_flags(cited_texts, question.evidence, options.partial)
+    timings = {k: float(v) for k, v in (getattr(ans, "timings", {}) or {}).items() if isinstance(v, (int, float))}
+    timings["wall"] = wall
+    return {
+        "text": ans.text,
+        "refused": bool(ans.refused),
+        "citations": [
+            {"n": c.n, "chunk_id": c.hit.chunk_id, "doc_id": c.hit.doc_id, "quote": c.quote, "supports": s}
+            for c, s in zip(citations, support)
+        ],
+        "key_recall": metrics.key_recall(ans.text, question.answer_keys) if question.answerable else None,
+        "citations_ok": bool(citations) and all(support) if question.answerable else None,
+        "n_citations": len(citations),
+        "n_supported": sum(support) if question.answerable else 0,
+        "timings": timings,
+        "error": error,
+    }
+
+
+def _groups(rows: list[dict], key: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for row in rows:
+        out.setdefault(row[key], []).append(row)
+    return out
+
+
+def _retrieval_block(rows: list[dict], options: EvalOptions) -> dict:
+    scored = [{"rank": r["first_evidence_rank"], "all_docs_rank": r["all_docs_rank"], "type": r["type"]}
+              for r in rows if r["answerable"]]
+    return metrics.retrieval_summary(scored, options.used_cutoffs, options.used_mrr_k)
+
+
+def _answer_block(rows: list[dict]) -> dict:
+    keys = ("refused", "key_recall", "citations_ok", "n_citations", "n_supported")
+    scored = [{"answerable": r["answerable"], **{k: r["answer"].get(k) for k in keys}} for r in rows]
+    return metrics.answer_summary(scored)
+
+
+def _by(rows: list[dict], block: Callable[[list[dict]], dict], keys: Sequence[str]) -> dict:
+    out: dict[str, Any] = {"overall": block(rows)}
+    for key in keys:
+        groups = _groups(rows, key)
+        order = list(dict.fromkeys(k for k in _ORDER[key] if k in groups)) + sorted(set(groups) - set(_ORDER[key]))
+        out[f"by_{key}"] = {g: block(groups[g]) for g in order}
+    return out
+
+
+_ORDER = {
+    "type": ("factoid", "number", "list", "why", "comparison", "unanswerable"),
+    "lang": ("zh", "zh-Hant", "en"),
+}
+
+
+def _load() -> list[float] | None:
+    """1/5/15-minute load averages: a busy machine explains slow timings."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def check_evidence(questions: Sequence[Question], retriever) -> dict:
+    """Questions whose listed docs are not indexed or whose evidence is in no indexed document.
+
+    Such a question cannot score a retrieval hit whatever the retriever does, so it is
+    named in the report rather than silently lowering the numbers.
+    """
+    documents = getattr(retriever, "documents", {}) or {}
+    normed = {doc_id: normalize(doc.text) for doc_id, doc in documents.items()}
+    missing_docs, missing_spans = [], []
+    for q in questions:
+        absent = [d for d in q.docs if d not in normed]
+        if absent:
+            missing_docs.append({"id": q.id, "docs": absent})
+        for span in q.evidence:
+            norm = normalize(span)
+            if norm and not any(norm in text for text in normed.values()):
+                missing_spans.append({"id": q.id, "span": span})
+    return {"docs_not_indexed": missing_docs, "evidence_not_in_index": missing_spans}
+
+
+def run_evaluation(
+    questions: Sequence[Question],
+    retriever,
+    settings: Settings,
+    options: EvalOptions | None = None,
+    *,
+    assistant=None,
+    progress: bool = True,
+    skipped: Sequence[LineError] = (),
+    source: str = "",
+    log=sys.stderr,
+) -> EvalResult:
+    """Evaluate ``questions`` against an open ``retriever`` (and an Assistant, if any)."""
+    options = options or EvalOptions.from_settings(settings)
+    options.validate()
+    configs = list(dict.fromkeys(options.configs))
+
+    answers_reason = None
+    if options.answers is False:
+        answers_reason = "disabled (--no-answers)"
+    elif assistant is None:
+        assistant_cls, answers_reason = load_assistant_class()
+        if assistant_cls is not None:
+            try:
+                answer_settings = settings.override("retrieval", mode=options.answer_mode)
+                assistant = assistant_cls(retriever, answer_settings)
+            except Exception as exc:  # noqa: BLE001
+                answers_reason = f"qa.Assistant could not be created ({exc.__class__.__name__}: {exc})"
+        if assistant is None and options.answers:
+            raise RuntimeError(f"answers were requested but {answers_reason}")
+    do_answers = assistant is not None and options.answers is not False
+    if do_answers and options.answer_mode not in configs:
+        configs.append(options.answer_mode)
+
+    load_before = _load()
+    # Warm-up (model kernels, caches) so the first timed query is not an outlier.
+    if questions:
+        for mode in configs:
+            try:
+                retriever.search(questions[0].question, k=options.k, mode=mode)
+            except Exception:  # noqa: BLE001 - the real run reports it
+                pass
+
+    rows: list[dict] = []
+    total = len(questions) * len(configs) + (len(questions) if do_answers else 0)
+    bar = tqdm(total=total, desc="eval", unit="q", disable=not progress, file=log)
+    by_key: dict[tuple[str, str], dict] = {}
+    for mode in configs:
+        bar.set_postfix_str(mode)
+        for q in questions:
+            row = retrieve_one(retriever, q, mode, options)
+            if row["error"]:
+                print(f"{q.id} ({mode}): search failed: {row['error']}", file=log)
+            rows.append(row)
+            by_key[(q.id, mode)] = row
+            bar.update()
+    if do_answers:
+        bar.set_postfix_str(f"answers ({options.answer_mode})")
+        original = retriever.settings
+        try:
+            if original.retrieval.mode != options.answer_mode:
+                retriever.settings = original.override("retrieval", mode=options.answer_mode)
+            for q in questions:
+                result = answer_one(assistant, q, options)
+                if result["error"]:
+                    print(f"{q.id}: answering failed: {result['error']}", file=log)
+                by_key[(q.id, options.answer_mode)]["answer"] = result
+                bar.update()
+        finally:
+            retriever.settings = original
+    bar.close()
+
+    summary: dict[str, Any] = {
+        "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "questions_file": source,
+        "index": str(getattr(retriever, "path", "")),
+        "index_chunks": len(retriever) if hasattr(retriever, "__len__") else None,
+        "model_id": (getattr(retriever, "stored", None) and retriever.stored.manifest.get("model_id")) or None,
+        "host": {"cpus": os.cpu_count(), "load_before": load_before, "load_after": _load()},
+        "n_questions": len(questions),
+        "n_answerable": sum(q.answerable for q in questions),
+        "skipped_lines": [{"line": e.line, "message": e.message} for e in skipped],
+        "options": {
+            "configs": configs, "k": options.k, "cutoffs": list(options.used_cutoffs),
+            "mrr_k": options.used_mrr_k, "partial_span": options.partial, "answer_mode": options.answer_mode,
+        },
+        "retrieval": {},
+        "latency": {},
+        "answers": None,
+        "answers_skipped": None if do_answers else answers_reason,
+        "diagnostics": check_evidence(questions, retriever),
+    }
+    for mode in configs:
+        mode_rows = [r for r in rows if r["config"] == mode]
+        summary["retrieval"][mode] = _by(mode_rows, lambda rs: _retrieval_block(rs, options), ("type", "lang"))
+        summary["latency"][mode] = metrics.latency_summary(r["timings"] for r in mode_rows if not r["error"])
+    if do_answers:
+        answer_rows = [r for r in rows if r["config"] == options.answer_mode and r["answer"] is not None]
+        summary["answers"] = {
+            "config": options.answer_mode,
+            **_by(answer_rows, _answer_block, ("type", "lang")),
+            "latency": metrics.latency_summary(r["answer"]["timings"] for r in answer_rows if not r["answer"]["error"]),
+            "errors": sum(1 for r in answer_rows if r["answer"]["error"]),
+        }
+    summary["search_errors"] = sum(1 for r in rows if r["error"])
+    return EvalResult(rows=[_clean_nan(r) for r in rows], summary=_clean_nan(summary))
