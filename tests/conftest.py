@@ -56,3 +56,29 @@ def retriever(seed_index, settings, embedder):
     from retriever import Retriever
 
     return Retriever.load(seed_index, settings, embedder=embedder)
+
+
+def free_port() -> int:
+    """A localhost port nobody listens on, for servers the tests start."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def index_with_document(seed_index, root, name: str, text: str, settings, embedder):
+    """A writable copy of the seed index with one more document (written into ``root``)."""
+    import shutil
+
+    from ingest import ingest_folder
+    from retriever import update_index
+
+    index = root / "index"
+    shutil.copytree(seed_index, index)
+    folder = root / "extra"
+    folder.mkdir()
+    (folder / name).write_text(text, encoding="utf-8")
+    update_index(ingest_folder(folder, settings.chunk, progress=False), index, settings, progress=False,
+                 roots=[folder.resolve()], embedder=embedder)
+    return index

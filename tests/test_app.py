@@ -6,8 +6,6 @@ attribute must come out as visible characters in every place the app shows text.
 
 from __future__ import annotations
 
-import shutil
-import socket
 import threading
 import time
 
@@ -18,6 +16,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning") 
 from qa.records import Answer, Citation
 from retriever import Hit
 from ui import render
+
+from conftest import free_port, index_with_document
 
 EVIL = "<script>alert('xss')</script>"
 EVIL_IMG = '<img src=x onerror="window.__pwned=1;alert(1)">'
@@ -110,27 +110,10 @@ def test_source_page_marks_span_and_escapes():
 
 
 # -- the app with a real index -------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_index(seed_index, tmp_path_factory, settings, embedder):
     """A writable copy of the seed index plus one document full of markup."""
-    from ingest import ingest_folder
-    from retriever import update_index
-
-    root = tmp_path_factory.mktemp("app")
-    index = root / "index"
-    shutil.copytree(seed_index, index)
-    evil_dir = root / "evil"
-    evil_dir.mkdir()
-    (evil_dir / "evil.txt").write_text(EVIL_DOC, encoding="utf-8")
-    update_index(ingest_folder(evil_dir, settings.chunk, progress=False), index, settings, progress=False,
-                 roots=[evil_dir.resolve()], embedder=embedder)
-    return index
+    return index_with_document(seed_index, tmp_path_factory.mktemp("app"), "evil.txt", EVIL_DOC, settings, embedder)
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +248,7 @@ def server(engine, app_settings):
 
     import app
 
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app.create_app(engine, app_settings), host="127.0.0.1", port=port,
                                         log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -31,35 +29,21 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 QUESTION = "到2020年北斗系统由多少颗卫星组成?"
 ANSWER_TIMEOUT_MS = 120_000
 
+from conftest import free_port, index_with_document  # noqa: E402
 from test_app import EVIL_DOC, EVIL_QUESTION  # noqa: E402  (same markup document as the unit tests)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def browser_index(seed_index, tmp_path_factory, settings, embedder):
     """The seed index plus the markup document, in a copy this module may add uploads to."""
-    from ingest import ingest_folder
-    from retriever import update_index
-
-    root = tmp_path_factory.mktemp("browser")
-    index = root / "index"
-    shutil.copytree(seed_index, index)
-    (root / "evil").mkdir()
-    (root / "evil" / "evil.txt").write_text(EVIL_DOC, encoding="utf-8")
-    update_index(ingest_folder(root / "evil", settings.chunk, progress=False), index, settings, progress=False,
-                 roots=[(root / "evil").resolve()], embedder=embedder)
-    return index
+    return index_with_document(seed_index, tmp_path_factory.mktemp("browser"), "evil.txt", EVIL_DOC, settings,
+                               embedder)
 
 
 @pytest.fixture(scope="module")
 def app_url(browser_index, tmp_path_factory):
     """``python app.py --index … --port …`` as a user starts it; stopped after the module."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("applog") / "app.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "POLICYQA_APP_CONCURRENCY": "2", "POLICYQA_APP_WARM_UP": "0",
            "POLICYQA_QA_SENTENCE_CACHE_DIR": str(tmp_path_factory.mktemp("sentences"))}
