@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     result: dict = {
         "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine_info(),
         "settings": {"index": vars(settings.index), "embed_batch_size": settings.embed.batch_size,
                      "retrieval_k": settings.eval.k},
