@@ -42,6 +42,7 @@ class Retriever:
         self.rerank: Reranker = lambda query, hits: hits
         self.last_timings: dict[str, float] = {}
         self._row_of_doc = self._rows_by_document()
+        self._documents = {d.doc_id: d for d in stored.documents}
 
     @classmethod
     def load(cls, path: str | Path, settings: Settings | None = None, embedder: Embedder | None = None,
@@ -63,10 +64,10 @@ class Retriever:
 
     @property
     def documents(self):
-        return {d.doc_id: d for d in self.stored.documents}
+        return self._documents
 
     def document(self, doc_id: str):
-        return self.documents.get(doc_id)
+        return self._documents.get(doc_id)
 
     # -- search ---------------------------------------------------------------------
     def _rows_by_document(self) -> dict[str, np.ndarray]:
