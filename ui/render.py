@@ -86,6 +86,13 @@ def render_pending(partial: str) -> str:
     return f'<div class="pq-answer pq-streaming">{body}</div>'
 
 
+def _source_item(head: str, hit, quote: str, show_scores: bool) -> str:
+    """One listed passage: linked heading, section path, quote, optional scores."""
+    section = f'<div class="pq-section">{esc(hit.section)}</div>' if hit.section else ""
+    scores = _scores(hit) if show_scores else ""
+    return f'{head}{section}<blockquote class="pq-quote">{esc(quote)}</blockquote>{scores}'
+
+
 def render_sources(citations, show_scores: bool = False) -> str:
     """Numbered sources under an answer: title (a link to the span), section path, quote."""
     if not citations:
@@ -93,12 +100,9 @@ def render_sources(citations, show_scores: bool = False) -> str:
     items = []
     for c in citations:
         hit = c.hit
-        url = citation_url(c)
-        head = _link(url, f"[{c.n}] {esc(hit.title or hit.doc_id)}", "pq-src")
-        section = f'<div class="pq-section">{esc(hit.section)}</div>' if hit.section else ""
-        quote_html = f'<blockquote class="pq-quote">{esc(_shorten(c.quote or hit.text, 600))}</blockquote>'
-        scores = _scores(hit) if show_scores else ""
-        items.append(f'<li value="{int(c.n)}">{head}{section}{quote_html}{scores}</li>')
+        head = _link(citation_url(c), f"[{c.n}] {esc(hit.title or hit.doc_id)}", "pq-src")
+        body = _source_item(head, hit, _shorten(c.quote or hit.text, 600), show_scores)
+        items.append(f'<li value="{int(c.n)}">{body}</li>')
     return f'<div class="pq-sources"><div class="pq-label">来源 Sources</div><ol>{"".join(items)}</ol></div>'
 
 
@@ -109,10 +113,7 @@ def render_related(hits, show_scores: bool = False) -> str:
     items = []
     for hit in hits:
         head = _link(source_url(hit.doc_id, hit.start, hit.end), esc(hit.title or hit.doc_id), "pq-src")
-        section = f'<div class="pq-section">{esc(hit.section)}</div>' if hit.section else ""
-        scores = _scores(hit) if show_scores else ""
-        items.append(f'<li>{head}{section}<blockquote class="pq-quote">{esc(_shorten(hit.text))}</blockquote>'
-                     f"{scores}</li>")
+        items.append(f"<li>{_source_item(head, hit, _shorten(hit.text), show_scores)}</li>")
     return (f'<div class="pq-related"><div class="pq-label">可能相关的段落 Possibly related</div>'
             f'<ul>{"".join(items)}</ul></div>')
 
