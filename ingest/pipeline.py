@@ -108,20 +108,22 @@ def _unexpected_reason(exc: Exception) -> str:
     return f"could not be read ({exc.__class__.__name__}{': ' + detail if detail else ''})"
 
 
-def _doc_id(path: Path, root: Path, taken: set[str]) -> str:
+def _doc_id(path: Path, root: Path, taken: set[str], prefix: str = "") -> str:
     """The file name; the relative path only when two files share a name."""
-    if path.name not in taken:
-        return path.name
-    return path.relative_to(root).as_posix() if root in path.parents else str(path)
+    if prefix + path.name not in taken:
+        return prefix + path.name
+    return prefix + (path.relative_to(root).as_posix() if root in path.parents else str(path))
 
 
-def ingest_paths(paths: Iterable[Path], root: Path, cfg: ChunkSettings, progress: bool = True) -> IngestResult:
+def ingest_paths(paths: Iterable[Path], root: Path, cfg: ChunkSettings, progress: bool = True,
+                 id_prefix: str = "") -> IngestResult:
+    """``id_prefix`` puts the documents in a namespace of their own (uploads: ``uploads/``)."""
     result = IngestResult()
     by_hash: dict[str, str] = {}
     taken: set[str] = set()
     paths = list(paths)
     for path in tqdm(paths, desc="ingest", unit="file", disable=not progress):
-        doc_id = _doc_id(path, root, taken)
+        doc_id = _doc_id(path, root, taken, id_prefix)
         try:
             doc = read_document(path, doc_id, cfg)
         except LoadError as exc:
