@@ -56,6 +56,8 @@ class IndexSettings:
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     hnsw_ef_construction: int = 200
+    lock_timeout_s: float = 600.0  # a second writer waits this long for the first, then gives up
+    lock_poll_s: float = 0.2  # how often a waiting writer retries the lock
 
 
 @dataclass(frozen=True)

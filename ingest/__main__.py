@@ -2,7 +2,9 @@
 
 Without ``--index`` it reads, cleans and chunks, prints the summary and can write the
 chunks as JSON lines. With ``--index`` it hands the result to the retriever stage,
-which creates the index or updates it incrementally.
+which creates the index or updates it incrementally; a damaged or mismatched index is
+refused unless ``--rebuild`` asks to discard it. Index errors (damaged, locked by another
+writer, disk full) print one line and exit with status 2, leaving the index as it was.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, help="target chunk size in characters")
     parser.add_argument("--overlap", type=int, help="overlap in characters")
     parser.add_argument("--model", help="embedding model (local directory or cached hub id)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="discard the existing index (even a damaged one) and index only SOURCE")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -50,8 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.index:
         from retriever.build import update_index
+        from retriever.store import IndexLoadError, IndexWriteError
 
-        report = update_index(result, args.index, settings, progress=not args.quiet, roots=[source.resolve()])
+        try:
+            report = update_index(result, args.index, settings, progress=not args.quiet, roots=[source.resolve()],
+                                  rebuild=args.rebuild)
+        except (IndexLoadError, IndexWriteError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(report)
     return 0
 

@@ -8,7 +8,8 @@ from .build import BuildReport, build_index, update_index
 from .embedder import Embedder, ModelNotFound, get_embedder
 from .records import Hit
 from .search import QueryError, Retriever
-from .store import IndexCorrupt, IndexLoadError, IndexMismatch, IndexMissing
+from .store import (IndexCorrupt, IndexLoadError, IndexLocked, IndexMismatch, IndexMissing, IndexWriteError,
+                    current_dir, index_exists)
 
 __all__ = [
     "BuildReport",
@@ -16,12 +17,16 @@ __all__ = [
     "Hit",
     "IndexCorrupt",
     "IndexLoadError",
+    "IndexLocked",
     "IndexMismatch",
     "IndexMissing",
+    "IndexWriteError",
     "ModelNotFound",
     "QueryError",
     "Retriever",
     "build_index",
+    "current_dir",
     "get_embedder",
+    "index_exists",
     "update_index",
 ]

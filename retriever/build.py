@@ -3,13 +3,13 @@
 Only passages whose embedded text is new are sent through the model; vectors of
 unchanged passages are reused from the existing index. Documents that were ingested
 from the same source before and are gone now are removed; documents from other
-sources are kept, so several folders (and uploads) can share one index.
+sources are kept, so several folders (and uploads) can share one index. A damaged or
+mismatched index is refused rather than rebuilt, unless a rebuild is asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +21,9 @@ from settings import Settings, load_settings
 
 from .dense import DenseIndex, choose_kind
 from .embedder import Embedder, get_embedder
+from .lock import write_lock
 from .sparse import SparseIndex
 from .store import IndexCorrupt, IndexMismatch, IndexMissing, StoredIndex, check_compatible, read_index, write_index
-
-log = logging.getLogger(__name__)
-
 
 def embed_text(chunk: Chunk) -> str:
     """What the embedding model sees: the passage alone. Prefixing title and section was
@@ -57,19 +55,22 @@ class BuildReport:
     skipped: list[str] = field(default_factory=list)
     index_kind: str = "flat"
     seconds: float = 0.0
+    rebuilt: bool = False  # the previous index was discarded, not updated
 
     def __str__(self) -> str:
         lines = [
             f"index {self.path}: {self.documents} documents, {self.chunks} chunks ({self.index_kind}); "
             f"embedded {self.embedded}, reused {self.reused}; added {len(self.added_docs)}, "
             f"updated {len(self.updated_docs)}, removed {len(self.removed_docs)} documents in {self.seconds:.1f}s"
+            + ("; rebuilt from scratch (the previous index was discarded)" if self.rebuilt else "")
         ]
         lines += [f"  not indexed: {s}" for s in self.skipped]
         return "\n".join(lines)
 
 
 def _previous(path: Path, embedder: Embedder) -> StoredIndex | None:
-    """The existing index if it can be reused; a corrupt or mismatched one is rebuilt."""
+    """The existing index, to update. A damaged or mismatched one is refused, never silently
+    replaced: rebuilding would drop every document not given in this run."""
     try:
         stored = read_index(path)
         check_compatible(stored.manifest, embedder.model_id, embedder.dim, path)
@@ -77,8 +78,10 @@ def _previous(path: Path, embedder: Embedder) -> StoredIndex | None:
     except IndexMissing:
         return None
     except (IndexCorrupt, IndexMismatch) as exc:
-        log.warning("%s — rebuilding it from scratch", exc)
-        return None
+        raise type(exc)(
+            f"{exc}. Nothing was changed. To discard it and index only the documents given now, run: "
+            f"python -m ingest SOURCE --index {path} --rebuild (documents from other sources will be lost)"
+        ) from exc
 
 
 def _within(path: str, roots: list[Path]) -> bool:
@@ -116,14 +119,20 @@ def _merge_documents(old: list[Document], result: IngestResult, roots: list[Path
 
 def update_index(result: IngestResult, path: str | Path, settings: Settings | None = None,
                  progress: bool = True, roots: list[Path] | None = None,
-                 embedder: Embedder | None = None) -> BuildReport:
-    """Create the index at ``path`` or bring it up to date with ``result``."""
-    started = time.perf_counter()
+                 embedder: Embedder | None = None, rebuild: bool = False) -> BuildReport:
+    """Create the index at ``path`` or bring it up to date with ``result``, holding its write
+    lock throughout. ``rebuild`` discards the existing index (even a damaged one) instead."""
     settings = settings or load_settings()
-    path = Path(path)
     embedder = embedder or get_embedder(settings.embed)
-    report = BuildReport(path=str(path))
-    previous = _previous(path, embedder)
+    with write_lock(path, settings.index):
+        return _update(result, Path(path), settings, progress, roots, embedder, rebuild)
+
+
+def _update(result: IngestResult, path: Path, settings: Settings, progress: bool, roots: list[Path] | None,
+            embedder: Embedder, rebuild: bool) -> BuildReport:
+    started = time.perf_counter()
+    report = BuildReport(path=str(path), rebuilt=rebuild)
+    previous = None if rebuild else _previous(path, embedder)
     if roots is None:
         roots = sorted({Path(d.path).resolve().parent for d in result.documents} |
                        {Path(s.path).resolve().parent for s in result.skipped})
@@ -164,7 +173,7 @@ def update_index(result: IngestResult, path: str | Path, settings: Settings | No
 
 
 def build_index(source: str | Path, path: str | Path, settings: Settings | None = None,
-                progress: bool = True) -> BuildReport:
+                progress: bool = True, rebuild: bool = False) -> BuildReport:
     """Ingest ``source`` and create or update the index at ``path`` in one call."""
     from ingest import ingest_folder
 
@@ -172,6 +181,6 @@ def build_index(source: str | Path, path: str | Path, settings: Settings | None 
     source = Path(source)
     result = ingest_folder(source, settings.chunk, progress=progress)
     roots = [source.resolve()]
-    report = update_index(result, path, settings, progress=progress, roots=roots)
+    report = update_index(result, path, settings, progress=progress, roots=roots, rebuild=rebuild)
     report.skipped = [f"{s.path}: {s.reason}" for s in result.skipped] + report.skipped
     return report

@@ -60,7 +60,10 @@ class DenseIndex:
 
     def save(self, folder: Path) -> None:
         if self.kind == "hnsw":
-            faiss.write_index(self.index, str(folder / HNSW))
+            try:
+                faiss.write_index(self.index, str(folder / HNSW))
+            except RuntimeError as exc:  # faiss reports a full disk this way; the store expects OSError
+                raise OSError(f"{HNSW}: {' '.join(str(exc).split())}") from exc
 
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` (scores, row ids) for one query vector; ``allowed`` restricts the rows."""

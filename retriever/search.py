@@ -20,7 +20,8 @@ from .embedder import Embedder, get_embedder
 from .fusion import Ranked, overlap_share, rrf, weighted
 from .records import Hit
 from .sparse import SparseIndex
-from .store import StoredIndex, check_compatible, read_index, read_manifest
+from .lock import recover
+from .store import StoredIndex, check_compatible, load_current, read_generation, read_manifest
 
 MODES = ("hybrid", "dense", "bm25")
 Reranker = Callable[[str, list[Hit]], list[Hit]]
@@ -47,15 +48,22 @@ class Retriever:
     @classmethod
     def load(cls, path: str | Path, settings: Settings | None = None, embedder: Embedder | None = None,
              verify: bool = True) -> "Retriever":
-        """Open an index directory; raises a clear error if missing, corrupt or mismatched."""
+        """Open an index directory; raises a clear error if missing, corrupt or mismatched.
+        Everything comes from one generation, even while a writer switches to the next."""
         path = Path(path)
         settings = settings or load_settings()
+        recover(path, settings.index)
         manifest = read_manifest(path)  # missing or foreign index: fail before loading a model
         embedder = embedder or get_embedder(settings.embed)
         check_compatible(manifest, embedder.model_id, embedder.dim, path)
-        stored = read_index(path, verify=verify)
-        dense = DenseIndex.load(path, stored.vectors, stored.manifest.get("index_kind", "flat"), settings.index)
-        sparse = SparseIndex.load(path)
+
+        def open_generation(manifest: dict, folder: Path):
+            check_compatible(manifest, embedder.model_id, embedder.dim, path)
+            stored = read_generation(manifest, folder, verify=verify)
+            dense = DenseIndex.load(folder, stored.vectors, manifest.get("index_kind", "flat"), settings.index)
+            return stored, dense, SparseIndex.load(folder, rows=len(stored.chunks))
+
+        stored, dense, sparse = load_current(path, open_generation)
         return cls(stored, dense, sparse, embedder, settings, path)
 
     # -- public helpers -------------------------------------------------------------

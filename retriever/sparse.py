@@ -26,11 +26,20 @@ class SparseIndex:
         return cls(model)
 
     @classmethod
-    def load(cls, folder: Path) -> "SparseIndex":
+    def load(cls, folder: Path, rows: int | None = None) -> "SparseIndex":
+        """The BM25 state of an index generation; ``rows`` (the chunk count) is checked against
+        it, because a state of another index would crash search with IndexError."""
         try:
-            return cls(bm25s.BM25.load(str(folder / BM25_DIR), show_progress=False))
-        except (OSError, ValueError, KeyError) as exc:
-            raise IndexCorrupt(f"index at {folder}: unreadable BM25 state ({exc})") from exc
+            model = bm25s.BM25.load(str(folder / BM25_DIR), show_progress=False)
+            scores, vocab = model.scores, model.vocab_dict
+            num_docs, pointers = int(scores["num_docs"]), len(scores["indptr"])
+        except Exception as exc:  # a third-party parser of a damaged file may raise anything
+            raise IndexCorrupt(f"index at {folder}: unreadable BM25 state ({exc.__class__.__name__}: {exc})") from exc
+        if rows is not None and num_docs != rows:
+            raise IndexCorrupt(f"index at {folder}: the BM25 state covers {num_docs} passages, the index has {rows}")
+        if len(vocab) > pointers:  # term ids index the column pointers
+            raise IndexCorrupt(f"index at {folder}: the BM25 vocabulary has {len(vocab)} terms, its matrix {pointers}")
+        return cls(model)
 
     def save(self, folder: Path) -> None:
         self.model.save(str(folder / BM25_DIR), show_progress=False)

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from retriever import IndexCorrupt, IndexMismatch, IndexMissing, Retriever, build_index
-from retriever.store import CHUNKS, MANIFEST, VECTORS
+from retriever import IndexCorrupt, IndexMismatch, IndexMissing, Retriever, build_index, current_dir
+from retriever.store import CHUNKS, LOCK, MANIFEST, VECTORS
 
 DOC_A = "一、总体要求\n加快建设数字政府，推进政务服务一网通办。到2025年，政务服务事项全部实现网上办理。\n二、重点任务\n建设全国一体化大数据中心，优化算力布局。"
 DOC_B = "一、发展目标\n推进农村宽带网络建设，行政村光纤通达率达到98%。\n二、保障措施\n加强组织领导，落实资金保障，开展考核评估。"
@@ -97,14 +97,15 @@ def small_index(corpus, tmp_path, settings, embedder):
 
 
 def test_truncated_vectors_refused(small_index, settings, embedder):
-    data = (small_index / VECTORS).read_bytes()
-    (small_index / VECTORS).write_bytes(data[: len(data) // 2])
+    path = current_dir(small_index) / VECTORS
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
     with pytest.raises(IndexCorrupt):
         Retriever.load(small_index, settings, embedder=embedder)
 
 
 def test_edited_records_refused(small_index, settings, embedder):
-    path = small_index / CHUNKS
+    path = current_dir(small_index) / CHUNKS
     path.write_text(path.read_text(encoding="utf-8").replace("数字政府", "数字政腐"), encoding="utf-8")
     with pytest.raises(IndexCorrupt, match="hash"):
         Retriever.load(small_index, settings, embedder=embedder)
@@ -117,7 +118,7 @@ def test_garbage_manifest_refused(small_index, settings, embedder):
 
 
 def test_corrupt_bm25_refused(small_index, settings, embedder):
-    for f in (small_index / "bm25").iterdir():
+    for f in (current_dir(small_index) / "bm25").iterdir():
         f.write_bytes(b"\x00garbage")
     with pytest.raises(IndexCorrupt):
         Retriever.load(small_index, settings, embedder=embedder)
@@ -144,6 +145,7 @@ def test_interrupted_build_leaves_previous_index_intact(small_index, corpus, set
     import retriever.build as build
 
     before = json.loads((small_index / MANIFEST).read_text(encoding="utf-8"))
+    generation = current_dir(small_index).name
     (corpus / "c.txt").write_text(DOC_C, encoding="utf-8")
 
     def explode(*args, **kwargs):
@@ -156,12 +158,20 @@ def test_interrupted_build_leaves_previous_index_intact(small_index, corpus, set
     assert Retriever.load(small_index, settings, embedder=embedder).search("数字政府", k=1)
     leftovers = [p.name for p in small_index.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+    assert sorted(p.name for p in small_index.iterdir()) == sorted([LOCK, MANIFEST, generation])
 
 
-def test_corrupt_index_is_rebuilt_not_reused(small_index, corpus, settings, embedder):
-    (small_index / VECTORS).write_bytes(b"broken")
-    report = build_index(corpus, small_index, settings, progress=False)
-    assert report.reused == 0 and report.embedded == report.chunks
+def test_corrupt_index_is_refused_not_rebuilt(small_index, corpus, settings, embedder):
+    (current_dir(small_index) / VECTORS).write_bytes(b"broken")
+    with pytest.raises(IndexCorrupt, match="--rebuild"):
+        build_index(corpus, small_index, settings, progress=False)
+    assert (current_dir(small_index) / VECTORS).read_bytes() == b"broken"  # left as it was
+
+
+def test_corrupt_index_is_rebuilt_when_asked(small_index, corpus, settings, embedder):
+    (current_dir(small_index) / VECTORS).write_bytes(b"broken")
+    report = build_index(corpus, small_index, settings, progress=False, rebuild=True)
+    assert report.rebuilt and report.reused == 0 and report.embedded == report.chunks
     Retriever.load(small_index, settings, embedder=embedder)
 
 
