@@ -34,6 +34,20 @@ class ChunkSettings:
     min_chars: int = 60  # a smaller trailing piece is merged into its neighbour
     overlap_chars: int = 80  # sentences carried over from the previous chunk, up to this size
     max_file_bytes: int = 50_000_000  # larger files are skipped with a message
+    # What one .docx/.pdf/.html may cost to parse: its size on disk says little (a 765 KB
+    # .docx of empty paragraphs expanded to 500 MB of XML and 7.9 GB of memory). A file
+    # over a bound is skipped with a reason naming the setting.
+    max_expanded_bytes: int = 100_000_000  # DOCX: all parts uncompressed; PDF: one decoded stream
+    max_zip_members: int = 10_000  # parts of a DOCX
+    max_paragraphs: int = 200_000  # DOCX <w:p> elements (about 6 s to parse at this many)
+    max_html_tags: int = 250_000  # HTML start tags (BeautifulSoup: about 15 s at this many)
+    max_pdf_pages: int = 2_000  # pypdf extracts about 15 ms a page of dense text
+    max_text_chars: int = 20_000_000  # extracted text (about what a max_file_bytes .txt holds)
+    # Rich files are parsed in a child process, killed after parse_timeout_s and unable to
+    # allocate more than parse_memory_bytes of address space; false parses in-process.
+    parse_timeout_s: float = 60.0
+    parse_memory_bytes: int = 2 * 1024**3
+    parse_in_subprocess: bool = True
 
 
 @dataclass(frozen=True)

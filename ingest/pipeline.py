@@ -1,11 +1,14 @@
 """Ingesting a folder: every readable file becomes a Document and its Chunks.
 
 A bad file never stops the run; it becomes a ``Skipped`` record whose one-line reason
-names the problem, and the caller decides the exit status from what was read.
+names the problem, and the caller decides the exit status from what was read. Rich
+formats are parsed by a ``sandbox.Parser`` (a child process bounded in time and memory)
+that lives as long as the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -19,8 +22,9 @@ from settings import ChunkSettings
 from .chunker import chunk_document
 from .clean import clean_text
 from .language import detect_script
-from .loaders import LoadError, load_raw, supported
+from .loaders import RICH, LoadError, load_raw, supported
 from .records import Chunk, Document, Skipped
+from .sandbox import ParseFailed, Parser
 
 log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"  # optional per-folder facts: {file name: {title, issuer, date, ...}}
@@ -70,8 +74,11 @@ def _default_title(text: str, path: Path) -> str:
     return first[:MAX_TITLE]
 
 
-def read_document(path: Path, doc_id: str, cfg: ChunkSettings) -> Document:
-    """Load, decode and clean one file; raise LoadError with a user-facing reason."""
+def read_document(path: Path, doc_id: str, cfg: ChunkSettings, parser: Parser | None = None) -> Document:
+    """Load, decode and clean one file; raise LoadError with a user-facing reason.
+
+    ``parser`` parses rich formats; without one, a child process is started for this file.
+    """
     try:
         size = path.stat().st_size
         if size == 0:
@@ -87,7 +94,12 @@ def read_document(path: Path, doc_id: str, cfg: ChunkSettings) -> Document:
         raise LoadError("is a directory") from exc
     except OSError as exc:
         raise LoadError(f"cannot read ({exc.strerror or exc})") from exc
-    text = clean_text(load_raw(path, data))
+    if path.suffix.lower() in RICH:
+        with contextlib.nullcontext(parser) if parser is not None else Parser(cfg) as rich:
+            raw = rich.parse(path.suffix.lower(), data)
+    else:
+        raw = load_raw(path, data, cfg)
+    text = clean_text(raw)
     if not text.strip():
         raise LoadError("no text left after cleaning (empty or only whitespace/boilerplate)")
     meta = _metadata_for(path)
@@ -105,7 +117,8 @@ def _unexpected_reason(exc: Exception) -> str:
     """One line for an error no loader anticipated (a library failing on odd input): the
     file is skipped like any bad file rather than ending the run with a traceback."""
     detail = " ".join(str(exc).split())[:200]
-    return f"could not be read ({exc.__class__.__name__}{': ' + detail if detail else ''})"
+    name = exc.error_type if isinstance(exc, ParseFailed) else exc.__class__.__name__
+    return f"could not be read ({name}{': ' + detail if detail else ''})"
 
 
 def _doc_id(path: Path, root: Path, taken: set[str], prefix: str = "") -> str:
@@ -122,24 +135,25 @@ def ingest_paths(paths: Iterable[Path], root: Path, cfg: ChunkSettings, progress
     by_hash: dict[str, str] = {}
     taken: set[str] = set()
     paths = list(paths)
-    for path in tqdm(paths, desc="ingest", unit="file", disable=not progress):
-        doc_id = _doc_id(path, root, taken, id_prefix)
-        try:
-            doc = read_document(path, doc_id, cfg)
-        except LoadError as exc:
-            result.skipped.append(Skipped(str(path), str(exc)))
-            continue
-        except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
-            log.debug("unexpected error reading %s", path, exc_info=True)
-            result.skipped.append(Skipped(str(path), _unexpected_reason(exc)))
-            continue
-        if doc.content_hash in by_hash:
-            result.skipped.append(Skipped(str(path), f"duplicate of {by_hash[doc.content_hash]} (same content)"))
-            continue
-        by_hash[doc.content_hash] = doc_id
-        taken.add(doc_id)
-        result.documents.append(doc)
-        result.chunks.extend(chunk_document(doc, cfg))
+    with Parser(cfg) as parser:  # one child process for the run's rich files
+        for path in tqdm(paths, desc="ingest", unit="file", disable=not progress):
+            doc_id = _doc_id(path, root, taken, id_prefix)
+            try:
+                doc = read_document(path, doc_id, cfg, parser)
+            except LoadError as exc:
+                result.skipped.append(Skipped(str(path), str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
+                log.debug("unexpected error reading %s", path, exc_info=True)
+                result.skipped.append(Skipped(str(path), _unexpected_reason(exc)))
+                continue
+            if doc.content_hash in by_hash:
+                result.skipped.append(Skipped(str(path), f"duplicate of {by_hash[doc.content_hash]} (same content)"))
+                continue
+            by_hash[doc.content_hash] = doc_id
+            taken.add(doc_id)
+            result.documents.append(doc)
+            result.chunks.extend(chunk_document(doc, cfg))
     return result
 
 
