@@ -5,15 +5,18 @@ unit of a retrieved passage followed by that passage's marker. Sentences are sco
 e5 cosine to the question plus the share of the question's (locally idf-weighted) terms
 they contain; the answer takes the best few with MMR so two near-identical sentences
 (overlapping chunks, repeated targets) do not fill the budget. A comparison question gets
-at least one sentence from each of its top documents.
+at least one sentence from each of its top documents. A sentence that addresses the
+reader or the system (a planted instruction, a link to follow; ``qa.injection``) is
+scored but never quoted.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -22,9 +25,12 @@ from settings import QASettings
 
 from .citations import CitationBuilder, marker
 from .generator import Draft, Evidence, Piece
+from .injection import overlaps_flagged
 from .language import message
 from .sentence_vectors import SentenceVectors
 from .sentences import Sentence, split_passage
+
+log = logging.getLogger(__name__)
 
 _CJK_END = "。！？!?；;”’」』）)"
 
@@ -64,7 +70,7 @@ class ExtractiveComposer:
     # -- scoring ----------------------------------------------------------------------
     def candidates(self, evidence: Evidence) -> Candidates:
         """Every quotable unit of the passages, scored against the question."""
-        units = [u for rank, hit in enumerate(evidence.hits)
+        units = [_screened(u) for rank, hit in enumerate(evidence.hits)
                  for u in split_passage(hit, rank, self.cfg.max_sentence_chars, self.cfg.min_sentence_chars)]
         t0 = time.perf_counter()
         vectors = self.vectors.encode([u.text for u in units])
@@ -108,7 +114,7 @@ class ExtractiveComposer:
             sims = candidates.vectors[[s.row for s in rest]] @ candidates.vectors[[s.row for s in chosen]].T
             mmr = [lam * s.relevance - (1 - lam) * float(sim.max()) for s, sim in zip(rest, sims)]
             pick = rest.pop(int(np.argmax(mmr)))
-            if any(pick.sentence.text == s.sentence.text for s in chosen):
+            if any(pick.sentence.text == s.sentence.text or _across_flagged(pick, s) for s in chosen):
                 continue
             if used + len(pick.sentence.text) > self.cfg.max_answer_chars:
                 continue  # too long for what is left; a shorter one may still fit
@@ -130,6 +136,26 @@ class ExtractiveComposer:
         yield from pieces
         timings = {"embed": candidates.embed_s, "compose": time.perf_counter() - t0 - candidates.embed_s}
         yield Draft("".join(pieces), builder.citations(), self.name, timings)
+
+
+def _screened(unit: Sentence) -> Sentence:
+    """Not quotable when it belongs to a sentence addressing the reader or the system: such
+    text is an instruction someone planted, never an answer to a factual question."""
+    if not unit.quotable:
+        return unit
+    finding = overlaps_flagged(unit.hit.text, unit.start, unit.end)
+    if finding is None:
+        return unit
+    log.info("not quoting instruction-like text in %s (%s)", unit.hit.chunk_id, finding)
+    return replace(unit, quotable=False)
+
+
+def _across_flagged(a: Scored, b: Scored) -> bool:
+    """Two sentences of one passage with a flagged one between them: a citation's quote
+    covers everything from the first to the last sentence it quotes, so it would show it."""
+    x, y = a.sentence, b.sentence
+    return (x.hit.chunk_id == y.hit.chunk_id
+            and overlaps_flagged(x.hit.text, min(x.start, y.start), max(x.end, y.end)) is not None)
 
 
 def _top_documents(evidence: Evidence, n: int) -> list[str]:

@@ -5,7 +5,9 @@ with ``gguf_file=``, which needs the ``gguf`` package), named by ``QASettings.ll
 Nothing is downloaded (``local_files_only``). It runs on the GPU when there is one.
 
 Generation runs in a thread feeding a ``TextIteratorStreamer``; the text passes through
-``MarkerFilter`` (invalid markers dropped, numbers renumbered by first use). Nothing is
+``SentenceGate`` (shown a sentence at a time; a sentence with a link or an instruction, as
+from a model that obeyed one planted in a passage, is dropped) and ``MarkerFilter``
+(invalid markers dropped, numbers renumbered by first use). Nothing is
 shown until the first valid citation: an answer that ends with none raises
 ``NoCitation`` before a word reached the user, so the assistant can answer extractively
 instead without taking anything back.
@@ -24,7 +26,8 @@ from settings import QASettings
 
 from .citations import CitationBuilder
 from .generator import Draft, Evidence, GeneratorError, Piece
-from .markers import MarkerFilter
+from .injection import overlaps_flagged
+from .markers import MarkerFilter, SentenceGate
 from .prompt import Prompt, build_prompt
 from .sentences import split_passage
 
@@ -135,11 +138,12 @@ class LLMGenerator:
         t0 = time.perf_counter()
         builder = CitationBuilder() if builder is None else builder
         prompt = build_prompt(evidence.question, evidence.hits, evidence.lang, self.cfg.max_answer_chars)
+        gate = SentenceGate()
         filt = MarkerFilter(evidence.hits, builder)
         held: list[str] = []  # nothing is shown before the first valid citation
         shown: list[str] = []
-        for token_text in self.raw_stream(prompt):
-            piece = filt.feed(token_text)
+        for text in _through(gate, self.raw_stream(prompt)):
+            piece = filt.feed(text)
             if not piece:
                 continue
             if filt.valid == 0:
@@ -150,6 +154,8 @@ class LLMGenerator:
             shown.append(piece)
             yield piece
         tail = filt.finish()
+        for sentence, finding in gate.dropped:
+            log.warning("dropped a generated sentence (%s): %r", finding, sentence)
         if filt.valid == 0:
             raise NoCitation(f"the model cited no passage (dropped {filt.dropped} invalid marker(s))")
         tail = "".join(held) + tail
@@ -160,15 +166,34 @@ class LLMGenerator:
         yield Draft("".join(shown), builder.citations(), self.name, {"generate": time.perf_counter() - t0})
 
 
+def _through(gate: SentenceGate, raw: Iterator[str]) -> Iterator[str]:
+    """The raw text, released by the gate; when generation fails, what the model wrote
+    before the failure is still released (checked) before the error goes on."""
+    try:
+        for text in raw:
+            yield gate.feed(text)
+    except Exception:
+        yield gate.finish()
+        raise
+    yield gate.finish()
+
+
 def _quote_cited(filt: MarkerFilter, builder: CitationBuilder, cfg: QASettings) -> None:
-    """Give each cited passage the sentence closest (by character bigrams) to the answer's claim."""
+    """Give each cited passage the sentence closest (by character bigrams) to the answer's claim.
+
+    Never a sentence addressing the reader or the system, nor one that would stretch the
+    passage's quote (first to last quoted sentence) over such a sentence."""
+    quoted: dict[str, tuple[int, int]] = {}  # chunk_id -> the stretch quoted so far
     for hit, claim in filt.cited:
-        units = split_passage(hit, 0, cfg.max_sentence_chars, cfg.min_sentence_chars)
+        lo, hi = quoted.get(hit.chunk_id, (len(hit.text), 0))
+        units = [u for u in split_passage(hit, 0, cfg.max_sentence_chars, cfg.min_sentence_chars)
+                 if overlaps_flagged(hit.text, min(lo, u.start), max(hi, u.end)) is None]
         if not units:
             continue
         grams = _bigrams(claim)
         best = max(units, key=lambda u: len(grams & _bigrams(u.text)) / (1 + len(_bigrams(u.text))) ** 0.5)
         builder.quote(hit, best.start, best.end)
+        quoted[hit.chunk_id] = (min(lo, best.start), max(hi, best.end))
 
 
 def _bigrams(text: str) -> set[str]:

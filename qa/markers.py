@@ -6,6 +6,9 @@ piece by piece and gives back text that is safe to show at once: a marker is hel
 until its bracket closes, valid numbers are renumbered by first use (through the shared
 ``CitationBuilder``), invalid ones are dropped, and trailing whitespace is held until more
 text follows, so the shown pieces always add up to the final answer.
+
+``SentenceGate``, before it, lets the raw text through a sentence at a time and drops a
+sentence that carries a link or an instruction.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from retriever import Hit
 
 from .citations import CitationBuilder, marker
+from .injection import Finding, detect_output
 
 _OPEN = "[【"
 _CLOSE = {"[": "]", "【": "】"}
@@ -89,3 +93,67 @@ class MarkerFilter:
         self._sentence += ch
         if _SENTENCE_END.match(ch):
             self._sentence = ""
+
+
+_END = re.compile(r"(?:[。！？!?；;]+|\.(?=\s))[”’」』\"')）]*|\n")
+_MARKERS_AFTER = re.compile(r"(?:\s*(?:\[[\d,，、\s]*\]|【[\d,，、\s]*】))*")
+_ANY_MARKER = re.compile(r"\[[\d,，、\s]*\]|【[\d,，、\s]*】")
+
+
+class SentenceGate:
+    """Lets generated text through a whole sentence at a time, and drops a sentence that
+    carries a link or an instruction (``qa.injection.detect_output``): a model that obeyed
+    an instruction planted in a passage must not show it to the user.
+
+    It sits before ``MarkerFilter``, so the markers of a dropped sentence (also those
+    written right after its end punctuation, "…login。[2]") never reach the citation list.
+    """
+
+    def __init__(self) -> None:
+        self.dropped: list[tuple[str, Finding]] = []  # (sentence, why)
+        self._pending = ""
+
+    def feed(self, text: str) -> str:
+        self._pending += text
+        return self._release(final=False)
+
+    def finish(self) -> str:
+        return self._release(final=True)
+
+    def _release(self, final: bool) -> str:
+        out = []
+        while True:
+            end = self._sentence_end(final)
+            if end is None:
+                break
+            out.append(self._check(self._pending[:end]))
+            self._pending = self._pending[end:]
+        if final and self._pending:
+            out.append(self._check(self._pending))
+            self._pending = ""
+        return "".join(out)
+
+    def _sentence_end(self, final: bool) -> int | None:
+        """Where the first complete sentence (with the markers right after it) ends, if any:
+        complete once something other than whitespace or a possible marker follows it."""
+        buf = self._pending
+        m = _END.search(buf)
+        if m is None:
+            return None
+        end = _MARKERS_AFTER.match(buf, m.end()).end()
+        rest = buf[end:].lstrip()
+        if final:
+            return end if rest else None
+        if not rest:
+            return None  # a marker may still follow
+        if rest[0] in _OPEN and _CLOSE[rest[0]] not in rest and len(rest) <= _MAX_MARKER + 1 \
+                and _INSIDE.fullmatch(rest[1:]):
+            return None  # an unfinished marker
+        return end
+
+    def _check(self, sentence: str) -> str:
+        finding = detect_output(_ANY_MARKER.sub("", sentence))
+        if finding is None:
+            return sentence
+        self.dropped.append((sentence, finding))
+        return ""
