@@ -57,12 +57,12 @@ class Engine:
         return cls(Assistant.load(index_dir, settings=settings), index_dir, settings)
 
     def warm_up(self, assistant=None) -> None:
-        """Embed the index's sentences once, before serving, into the on-disk sentence cache.
+        """Embed the index's sentences once into the on-disk sentence cache.
 
         Without it each early answer embeds its candidate sentences (seconds apiece on a
-        small CPU). It cannot run in the background: the shared embedder serves one call at
-        a time, so a user's question would wait behind the whole warm-up. With the cache
-        filled (every later start, and after an upload only the new sentences) it is quick.
+        small CPU). It runs in the background: it takes the model a slice at a time and
+        steps aside for questions (``retriever.embedder.ModelLock``). With the cache filled
+        (every later start, and after an upload only the new sentences) it is quick.
         """
         assistant = assistant or self.assistant
         if not (self.settings.app.warm_up and self.settings.qa.sentence_cache_dir):
@@ -99,49 +99,113 @@ class Engine:
             self._sections, self._sections_of = by_doc, retriever
         return next((s for a, b, s in self._sections.get(doc_id, []) if a <= pos < b and s), "")
 
-    def add_documents(self, paths: list[Path]) -> tuple[list, list[str], object | None]:
-        """Ingest uploaded files into the index and swap in a retriever that sees them.
+    def upload_area(self):
+        from ingest.uploads import UploadArea
 
-        Returns (documents added or replaced, skip messages, BuildReport or None). Uploads only add or
-        replace documents: ``roots=[]`` tells the index update that no source folder was
-        re-read, so nothing already indexed is removed.
+        cfg = self.settings.app
+        root = Path(cfg.upload_dir) if cfg.upload_dir else self.index_dir.with_name(self.index_dir.name + ".uploads")
+        return UploadArea(root, cfg.upload_area_bytes)
+
+    def check_request(self, paths: list[Path]) -> None:
+        """Refuse a whole request over the per-request bounds before anything is read."""
+        from ingest.uploads import UploadRefused
+
+        cfg = self.settings.app
+        if len(paths) > cfg.max_upload_files:
+            raise UploadRefused(f"too many files in one upload ({len(paths)} > {cfg.max_upload_files}, "
+                                "AppSettings.max_upload_files)")
+        total = sum(p.stat().st_size for p in paths)
+        if total > cfg.max_upload_bytes:
+            raise UploadRefused(f"upload too large ({total / 1e6:.1f} MB > {cfg.max_upload_bytes / 1e6:.0f} MB "
+                                "per request, AppSettings.max_upload_bytes)")
+
+    def add_documents(self, paths: list[Path], replace: bool = False) -> tuple[list, list[str], object | None]:
+        """Ingest uploaded files as ``uploads/<name>`` documents and swap in an index that has them.
+
+        Returns (documents added or replaced, skip messages, BuildReport or None). A name
+        already uploaded is replaced only when ``replace`` says so. The files are kept in the
+        upload area; whatever the index did not take is removed from it again. Questions
+        keep being answered from the current index until the new one is swapped in.
         """
         from ingest import Skipped, ingest_paths
         from ingest.loaders import LOADERS, supported
+        from ingest.uploads import PREFIX, safe_name, upload_id
         from retriever import Retriever, update_index
 
         with self._write_lock:
-            ok = [p for p in paths if supported(p)]
-            bad = [Skipped(str(p), f"unsupported file type (supported: {', '.join(sorted(LOADERS))})")
-                   for p in paths if not supported(p)]
-            root = Path(os.path.commonpath([str(p.parent) for p in ok])) if ok else Path(".")
-            result = ingest_paths(ok, root, self.settings.chunk, progress=True)
-            skipped = [f"{Path(s.path).name}: {s.reason}" for s in bad + result.skipped]
-            if not result.documents:
-                return [], skipped, None
-            embedder = self.retriever.embedder
-            report = update_index(result, self.index_dir, self.settings, progress=True, roots=[],
-                                  embedder=embedder)
-            for line in report.skipped:  # e.g. "duplicate of …": show file names, not server paths
-                for p in ok:
-                    line = line.replace(str(p), p.name)
-                skipped.append(line)
-            changed = set(report.added_docs) | set(report.updated_docs)
-            if not changed:  # e.g. only duplicates of indexed documents
-                return [], skipped, report
+            self.check_request(paths)
+            area = self.upload_area()
+            skipped: list[Skipped] = []
+            wanted: list[tuple[Path, str]] = []
+            for p in paths:
+                name = safe_name(p.name)
+                if not supported(p):
+                    skipped.append(Skipped(p.name, "unsupported file type (supported: "
+                                                   f"{', '.join(sorted(LOADERS))})"))
+                elif name is None:
+                    skipped.append(Skipped(p.name, "not a usable file name"))
+                elif any(name == n for _, n in wanted):
+                    skipped.append(Skipped(name, "the same file name twice in one upload"))
+                elif self.document(upload_id(name)) is not None and not replace:
+                    skipped.append(Skipped(name, f"already uploaded as {upload_id(name)}; choose "
+                                                 "'replace uploads of the same name' to replace it"))
+                else:
+                    wanted.append((p, name))
+            staged = area.stage(wanted)
+            try:
+                result = ingest_paths([s.path for s in staged], area.root, self.settings.chunk, progress=True,
+                                      id_prefix=PREFIX)
+                read = {Path(d.path).name for d in result.documents}
+                area.rollback([s for s in staged if s.name not in read])
+                staged = [s for s in staged if s.name in read]
+                skipped += [Skipped(Path(s.path).name, s.reason) for s in result.skipped]
+                report = None
+                if result.documents:
+                    embedder = self.retriever.embedder
+                    report = update_index(result, self.index_dir, self.settings, progress=True, roots=[],
+                                          embedder=embedder)
+            except BaseException:
+                area.rollback(staged)
+                raise
+            area.commit(staged)
+            messages = [f"{s.path}: {s.reason}" for s in skipped]
+            if report is not None:  # e.g. "duplicate of …": show file names, not server paths
+                messages += [line.replace(str(area.root) + os.sep, "") for line in report.skipped]
+            if report is None:  # nothing readable: the area is as it was
+                return [], messages, None
             from qa import Assistant
 
             # A whole new Assistant (its refusal judge reads the new index too), sharing the
-            # loaded embedder, prepared while the old one keeps answering, then swapped in by
-            # one assignment. Saving the sentence cache first lets the new one start from it.
+            # loaded embedder, swapped in by one assignment. Its new sentences are embedded in
+            # the background, yielding the model to questions (answers embed on demand meanwhile).
             self.assistant.vectors.save()
             fresh = Assistant(Retriever.load(self.index_dir, self.settings, embedder=embedder), self.settings)
-            self.warm_up(fresh)
             self.assistant = fresh
-            return [d for d in result.documents if d.doc_id in changed], skipped, report
+            area.sweep(set(fresh.retriever.documents))  # e.g. a duplicate that was not indexed
+            threading.Thread(target=self.warm_up, args=(fresh,), name="warm-up", daemon=True).start()
+            changed = set(report.added_docs) | set(report.updated_docs)
+            return [d for d in result.documents if d.doc_id in changed], messages, report
 
 
 # -- handlers ---------------------------------------------------------------------------
+def uploaded_file(path: Path) -> Path:
+    """``path`` if it is a file Gradio received from a client, else UploadRefused.
+
+    The upload event carries file paths that a client can write itself; only files inside
+    Gradio's upload folder (symlinks resolved) came from an upload. Anything else (a server
+    path such as /etc/…) is refused before it is opened.
+    """
+    from gradio.utils import get_upload_folder
+
+    from ingest.uploads import UploadRefused
+
+    folder = Path(get_upload_folder()).resolve()
+    real = Path(path).resolve()
+    if folder not in real.parents or not real.is_file():
+        raise UploadRefused(f"{Path(path).name} was not uploaded through this app")
+    return real
+
+
 def history_of(turns: list[dict]) -> list[dict]:
     """Plain-text conversation (Gradio messages format) for follow-up questions."""
     history = []
@@ -203,16 +267,25 @@ def make_handlers(engine: Engine):
 
         ``history`` is an optional list of {"role", "content"} messages for follow-ups.
         """
+        if isinstance(k, float) and k.is_integer():  # JSON clients may send 5.0
+            k = int(k)
         answer = engine.assistant.ask(question, history=history or [], k=k, generator=generator)
         return render.answer_json(answer)
 
-    def upload(files, progress=gr.Progress(track_tqdm=True)):
+    def upload(files, replace: bool = False, progress=gr.Progress(track_tqdm=True)):
         """Add uploaded files to the shared index; report what was added and what was skipped."""
+        from ingest.uploads import UploadRefused
+        from retriever import IndexLoadError, IndexWriteError
+
         paths = [Path(f) for f in (files or [])]
         if not paths:
             return "", engine.stats()
-        progress(0, desc="reading and indexing …")
-        docs, skipped, report = engine.add_documents(paths)
+        try:
+            paths = [uploaded_file(p) for p in paths]
+            progress(0, desc="reading and indexing …")
+            docs, skipped, report = engine.add_documents(paths, replace=bool(replace))
+        except (UploadRefused, IndexLoadError, IndexWriteError) as exc:  # bad request, damaged index, full disk
+            return f"<p>上传被拒绝 Upload refused: {render.esc(str(exc))}</p>", engine.stats()
         parts = []
         if docs:
             names = "".join(f"<li>{render.esc(d.title)} <code>{render.esc(d.doc_id)}</code></li>" for d in docs)
@@ -262,6 +335,8 @@ def build_ui(engine: Engine, settings: Settings):
                 show_scores = gr.Checkbox(False, label="显示检索分数 Show retrieval scores", elem_id="pq-scores")
                 files = gr.File(file_count="multiple", type="filepath", elem_id="pq-upload",
                                 label="添加文件 Add documents (.txt .md .html .pdf .docx)")
+                replace = gr.Checkbox(False, label="替换同名上传 Replace uploads of the same name",
+                                      elem_id="pq-replace")
                 upload_log = gr.HTML(elem_id="pq-upload-log")
                 stats = gr.Markdown(engine.stats(), elem_id="pq-stats")
 
@@ -275,7 +350,7 @@ def build_ui(engine: Engine, settings: Settings):
         clear.click(lambda: ([], []), None, [turns, chatbot], api_visibility="private", queue=False)
         chatbot.clear(lambda: [], None, turns, api_visibility="private", queue=False)  # its own trash icon
         show_scores.change(chat_messages, [turns, show_scores], chatbot, api_visibility="private", queue=False)
-        files.upload(upload, files, [upload_log, stats], api_visibility="private", concurrency_limit=1,
+        files.upload(upload, [files, replace], [upload_log, stats], api_visibility="private", concurrency_limit=1,
                      show_progress="full")
         gr.api(ask, api_name="ask", concurrency_id="answer")
     return demo
@@ -287,6 +362,7 @@ def create_app(engine: Engine, settings: Settings):
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
+    from ui.limits import RequestBodyLimit
     from ui.style import CSS, theme
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -311,16 +387,23 @@ def create_app(engine: Engine, settings: Settings):
 
     demo = build_ui(engine, settings)
     demo.queue(default_concurrency_limit=settings.app.concurrency)
-    return gr.mount_gradio_app(app, demo, path="/", theme=theme(), css=CSS, footer_links=["api"],
-                               run_history=False, max_file_size=settings.chunk.max_file_bytes,
-                               show_error=True)
+    app.add_middleware(RequestBodyLimit, max_bytes=settings.app.max_upload_bytes)
+    mounted = gr.mount_gradio_app(app, demo, path="/", theme=theme(), css=CSS, footer_links=["api"],
+                                  run_history=False, max_file_size=settings.chunk.max_file_bytes,
+                                  show_error=True)
+    # launch() sets this; mount_gradio_app does not, and while it is False Gradio skips its
+    # check that a file named in an event came from its upload folder (any server path passed).
+    demo.has_launched = True
+    app.state.demo = demo
+    return mounted
 
 
 def ensure_index(index_dir: Path, seeds_dir: Path, settings: Settings) -> None:
     """First run: build the index of the seed documents, with progress, before serving."""
-    if (index_dir / "manifest.json").is_file():
+    from retriever import IndexMissing, build_index, index_exists
+
+    if index_exists(index_dir):
         return
-    from retriever import IndexMissing, build_index
 
     if not seeds_dir.is_dir():
         raise IndexMissing(f"no index at {index_dir} and no seed folder {seeds_dir} to build it from "
@@ -360,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_index(index_dir, Path(settings.app.seeds_dir), settings)
         engine = Engine.load(index_dir, settings)
-        engine.warm_up()
+        engine.upload_area().sweep(set(engine.retriever.documents))
+        threading.Thread(target=engine.warm_up, name="warm-up", daemon=True).start()
     except IndexLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -58,6 +58,10 @@ class EmbedSettings:
     query_prompt: str = "query: "
     passage_prompt: str = "passage: "
     batch_size: int = 32
+    # Passages are embedded in slices of this many, taking the model for one slice at a time,
+    # so a question arriving during an upload waits for one slice (~0.5 s on 2 cores), not
+    # for the whole upload; queries waiting for the model go before the next slice.
+    background_slice: int = 8
     device: str = "cpu"
     cache_dir: str = str(_cache_root() / "models")
 
@@ -84,6 +88,7 @@ class RetrievalSettings:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     max_query_chars: int = 1000  # longer queries are truncated, not refused
+    max_k: int = 50  # a request may ask for at most this many passages (fusion and de-duplication grow with k)
     dedup_overlap: float = 0.5  # drop a hit sharing this share of its span with a better hit
 
 
@@ -126,6 +131,13 @@ class AppSettings:
     port: int = 7860
     seeds_dir: str = "seeds"
     concurrency: int = 2
+    # Uploads: every uploaded file is kept in upload_dir (default: "<index>.uploads" beside
+    # the index) under the document id "uploads/<file name>", so an upload can never replace
+    # a shipped document; replacing an earlier upload of the same name must be asked for.
+    upload_dir: str = ""
+    upload_area_bytes: int = 500_000_000  # the upload area's total size; a request that would exceed it is refused
+    max_upload_files: int = 20  # files per upload request
+    max_upload_bytes: int = 100_000_000  # bytes per upload request (all files together)
     # embed every indexed sentence before serving, into qa.sentence_cache_dir (so only the
     # first start of an index pays, about a minute for the seeds); answers then skip it
     warm_up: bool = True

@@ -93,6 +93,10 @@ class Assistant:
         if lang == UNSUPPORTED:
             yield from self._message(question, "unsupported", lang, t_start)
             return
+        max_k = self.retriever.settings.retrieval.max_k
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= max_k):
+            yield from self._message(question, "bad_k", lang, t_start, max_k=max_k)
+            return
         note = ""
         cfg = self.settings.qa
         asked = " ".join(question.split())
@@ -144,7 +148,7 @@ class Assistant:
         texts = [u.text for row, chunk in enumerate(self.retriever.stored.chunks)
                  for u in split_passage(Hit.from_chunk(chunk, 0.0), row, cfg.max_sentence_chars,
                                         cfg.min_sentence_chars)]
-        self.vectors.encode(texts)
+        self.vectors.encode(texts, urgent=False)
         if save:
             self.vectors.save()
         return len(self.vectors)
@@ -227,8 +231,9 @@ class Assistant:
         yield Answer(question=question, text=text, refused=True, related=related, query=query,
                      generator="refusal", timings=timings)
 
-    def _message(self, question: str, key: str, lang: str, t_start: float, query: str = "") -> Iterator[str | Answer]:
-        text = message(key, lang)
+    def _message(self, question: str, key: str, lang: str, t_start: float, query: str = "",
+                 **values: object) -> Iterator[str | Answer]:
+        text = message(key, lang, **values)
         yield text
         yield Answer(question=question, text=text, refused=True, query=query, generator="message",
                      timings={"total": time.perf_counter() - t_start})

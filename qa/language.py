@@ -69,6 +69,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         ZH_HANT: "（問題過長，只使用了前 {n} 個字元。）",
         EN: "(The question was too long; only its first {n} characters were used.)",
     },
+    "bad_k": {
+        ZH: "检索段落数 k 必须是 1 到 {max_k} 之间的整数。",
+        ZH_HANT: "檢索段落數 k 必須是 1 到 {max_k} 之間的整數。",
+        EN: "The number of passages k must be an integer from 1 to {max_k}.",
+    },
     "lead_in": {
         ZH: "",
         ZH_HANT: "",

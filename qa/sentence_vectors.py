@@ -46,12 +46,13 @@ class SentenceVectors:
     def __len__(self) -> int:
         return len(self._vectors)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Normalized passage vectors for ``texts`` (rows in the same order)."""
+    def encode(self, texts: list[str], urgent: bool = True) -> np.ndarray:
+        """Normalized passage vectors for ``texts`` (rows in the same order); ``urgent=False``
+        for warm-up, which then yields the model to questions."""
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
-            fresh = self.embedder.encode_passages(missing)
+            fresh = self.embedder.encode_passages(missing, urgent=urgent)
             with self._lock:
                 self._vectors.update(zip(missing, fresh))
         if not texts:

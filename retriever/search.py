@@ -112,8 +112,8 @@ class Retriever:
         cfg = self.settings.retrieval
         k = cfg.k if k is None else k
         mode = mode or cfg.mode
-        if not isinstance(k, int) or k <= 0:
-            raise QueryError(f"k must be a positive integer, got {k!r}")
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= cfg.max_k:
+            raise QueryError(f"k must be an integer from 1 to {cfg.max_k}, got {k!r}")
         if mode not in MODES:
             raise QueryError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
         query = self._clean_query(query)

@@ -82,3 +82,16 @@ def index_with_document(seed_index, root, name: str, text: str, settings, embedd
     update_index(ingest_folder(folder, settings.chunk, progress=False), index, settings, progress=False,
                  roots=[folder.resolve()], embedder=embedder)
     return index
+
+
+def uploaded(name: str, text: str | bytes):
+    """A file where Gradio puts what a browser uploads (its upload folder), as the app receives it."""
+    import uuid
+
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder()) / f"test-{uuid.uuid4().hex}"
+    folder.mkdir(parents=True)
+    path = folder / name
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return path

@@ -17,7 +17,7 @@ from qa.records import Answer, Citation
 from retriever import Hit
 from ui import render
 
-from conftest import free_port, index_with_document
+from conftest import free_port, index_with_document, uploaded
 
 EVIL = "<script>alert('xss')</script>"
 EVIL_IMG = '<img src=x onerror="window.__pwned=1;alert(1)">'
@@ -203,42 +203,37 @@ def test_answer_about_markup_document_is_escaped(engine):
 def test_upload_adds_document_and_reports_skipped(engine, tmp_path):
     import app
 
-    good = tmp_path / "uploaded_policy.txt"
-    good.write_text("银河数据交易所管理规定\n\n第一条 银河数据交易所的年度交易上限为八千亿元。\n", encoding="utf-8")
-    empty = tmp_path / "empty.txt"
-    empty.write_text("", encoding="utf-8")
-    binary = tmp_path / "tool.exe"
-    binary.write_bytes(b"MZ\x00\x01")
+    good = uploaded("uploaded_policy.txt", "银河数据交易所管理规定\n\n第一条 银河数据交易所的年度交易上限为八千亿元。\n")
+    empty = uploaded("empty.txt", "")
+    binary = uploaded("tool.exe", b"MZ\x00\x01")
     before = len(engine.retriever.documents)
     _, _, upload = app.make_handlers(engine)
     log_html, stats = upload([str(good), str(empty), str(binary)])
     assert "uploaded_policy.txt" in log_html and "Added 1 document" in log_html
     assert "empty.txt: empty file" in log_html
     assert "tool.exe: unsupported file type" in log_html
-    assert str(tmp_path) not in log_html  # only file names are shown, not server paths
+    assert str(good.parent) not in log_html  # only file names are shown, not server paths
     assert len(engine.retriever.documents) == before + 1 and f"{before + 1} documents" in stats
     hits = engine.retriever.search("银河数据交易所的年度交易上限是多少?", k=3)
-    assert hits[0].doc_id == "uploaded_policy.txt"
+    assert hits[0].doc_id == "uploads/uploaded_policy.txt"  # uploads have a namespace of their own
     # the shared Assistant reads the new index (answered, or refused with it as related,
     # depending on the refusal calibration: either way it finds the new document)
     answer = engine.assistant.ask("银河数据交易所的年度交易上限是多少?")
     found = [c.hit.doc_id for c in answer.citations] + [h.doc_id for h in answer.related]
-    assert "uploaded_policy.txt" in found
+    assert "uploads/uploaded_policy.txt" in found
 
 
 def test_upload_of_only_bad_files_changes_nothing(engine, tmp_path):
     import app
 
-    bad = tmp_path / "scan.pdf"
-    bad.write_bytes(b"%PDF-1.4 not really")
-    copy = tmp_path / "copy_of_evil.txt"
-    copy.write_text(EVIL_DOC, encoding="utf-8")  # same text as an indexed document
+    bad = uploaded("scan.pdf", b"%PDF-1.4 not really")
+    copy = uploaded("copy_of_evil.txt", EVIL_DOC)  # same text as an indexed document
     assistant = engine.assistant
     _, _, upload = app.make_handlers(engine)
     log_html, _ = upload([str(bad), str(copy)])
     assert "scan.pdf:" in log_html and "Added" not in log_html
-    assert "copy_of_evil.txt: duplicate of evil.txt" in log_html and str(tmp_path) not in log_html
-    assert engine.assistant is assistant
+    assert "copy_of_evil.txt: duplicate of evil.txt" in log_html and str(copy.parent) not in log_html
+    assert set(engine.retriever.documents) == set(assistant.retriever.documents)
 
 
 @pytest.fixture(scope="module")

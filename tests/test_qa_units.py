@@ -111,7 +111,7 @@ class _CountingEmbedder:
     def __init__(self):
         self.calls: list[list[str]] = []
 
-    def encode_passages(self, texts):
+    def encode_passages(self, texts, progress=False, urgent=False):
         self.calls.append(list(texts))
         return np.array([[len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
 
