@@ -62,6 +62,9 @@ class EmbedSettings:
     # so a question arriving during an upload waits for one slice (~0.5 s on 2 cores), not
     # for the whole upload; queries waiting for the model go before the next slice.
     background_slice: int = 8
+    query_grace_s: float = 0.05  # background slices also wait this long after a query's call, so the
+    # rest of that answer (its sentences) does not queue behind a slice again
+    background_max_yield_s: float = 1.0  # ... but never for longer: then the next slice goes (no starvation)
     device: str = "cpu"
     cache_dir: str = str(_cache_root() / "models")
 

@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", help="synthetic collection sizes, comma-separated (default 10000,100000,1000000)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small run: sizes {QUICK_SCALES}, {QUICK_QUERIES} queries, 20 questions, 64 passages")
-    parser.add_argument("--parts", default="pipeline,scale", help="which parts to run: pipeline,scale")
+    parser.add_argument("--parts", default="pipeline,scale,upload",
+                        help="which parts to run: pipeline,scale,upload")
+    parser.add_argument("--upload-mb", type=float, default=5.0,
+                        help="size of the document uploaded while questions are asked (default 5)")
     parser.add_argument("--questions", default=str(ROOT / "eval" / "questions.jsonl"), help="dev question file")
     parser.add_argument("--queries", type=int, help="queries in the scale run (default 200)")
     parser.add_argument("--budget", type=float, help="HNSW build budget in seconds (default 600)")
@@ -67,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(args.config)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    if not parts <= {"pipeline", "scale"}:
-        print(f"error: unknown part(s) {sorted(parts - {'pipeline', 'scale'})}", file=sys.stderr)
+    if not parts <= {"pipeline", "scale", "upload"}:
+        print(f"error: unknown part(s) {sorted(parts - {'pipeline', 'scale', 'upload'})}", file=sys.stderr)
         return 2
     out = Path(args.out or settings.eval.bench_out)
     if not out.is_absolute() and args.out is None:
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                      "retrieval_k": settings.eval.k},
         "pipeline": None,
         "scale": None,
+        "upload": None,
     }
     if "pipeline" in parts:
         from .pipeline import run_pipeline
@@ -98,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
         queries = args.queries or (QUICK_QUERIES if args.quick else None)
         result["scale"] = run_scale(sizes, settings, queries=queries, budget_s=args.budget, log=log)
+    if "upload" in parts:
+        from .upload import run_upload
+
+        result["upload"] = run_upload(settings, Path(args.questions), args.upload_mb, log=log)
     result["machine"]["load_after"] = _load()
     result["max_rss_mb"] = round(max_rss_mb(), 1)
     (out / "bench.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -98,7 +98,22 @@ def markdown(result: dict) -> str:
     if result.get("scale"):
         out += ["## Scale: exact vs approximate dense search", "", scale_md(result["scale"]), "",
                 "![scale](scale.png)", ""]
+    if result.get("upload"):
+        out += ["## Questions during a large upload", "", upload_md(result["upload"]), ""]
     return "\n".join(out)
+
+
+def upload_md(u: dict) -> str:
+    def row(name, p):
+        return f"| {name} | {p['n']} | {p['p50_ms']:,.0f} | {p['p95_ms']:,.0f} |"
+
+    return "\n".join([
+        f"Upload of {u['upload_mb']} MB of text ({u['upload_passages']:,} passages) took {u['upload_seconds']:,.0f} s "
+        f"(embedding slice {u['embed_slice']} passages); meanwhile a question every {u['question_interval_s']} s "
+        "through the same Engine:", "",
+        "| questions | n | p50 ms | p95 ms |", "|---|---:|---:|---:|",
+        row("idle", u["idle"]), row("during the upload", u["during_upload"]), "",
+        f"Slowest answer during the upload: {u['max_during_ms']:,.0f} ms."])
 
 
 def chart(scale: dict, path: Path) -> None:

@@ -9,8 +9,10 @@ local cache; it is loaded with ``local_files_only`` so nothing is ever downloade
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,14 +34,30 @@ class ModelLock:
 
     A plain lock around a whole upload made every question wait for it (a 5 MB upload held
     the model for 5 minutes). Background callers (passage batches) take the model one slice
-    at a time and step aside whenever a query is waiting, so a question waits at most for
-    the slice in progress.
+    at a time and step aside while a query waits, and for ``grace_s`` after a query's call
+    (the same answer's next call, its sentences, follows at once). So a question waits at
+    most for the slice in progress. Background work is never starved: after ``max_yield_s``
+    of stepping aside it takes the next turn, so an upload progresses under any query load.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, grace_s: float = 0.0, max_yield_s: float = 1.0) -> None:
         self._cond = threading.Condition()
         self._busy = False
         self._queries_waiting = 0
+        self._grace_s = grace_s
+        self._max_yield_s = max_yield_s
+        self._urgent_done = -math.inf
+
+    def _background_turn(self, give_up_at: float) -> float | None:
+        """0 when background work may start now, else how long to wait before looking again."""
+        if self._busy:
+            return None  # woken when the holder leaves
+        now = time.monotonic()
+        if now >= give_up_at:
+            return 0.0
+        if self._queries_waiting:
+            return give_up_at - now
+        return max(0.0, self._urgent_done + self._grace_s - now)
 
     @contextmanager
     def hold(self, urgent: bool):
@@ -51,13 +69,17 @@ class ModelLock:
                 finally:
                     self._queries_waiting -= 1
             else:
-                self._cond.wait_for(lambda: not self._busy and self._queries_waiting == 0)
+                give_up_at = time.monotonic() + self._max_yield_s
+                while (wait := self._background_turn(give_up_at)) != 0.0:
+                    self._cond.wait(wait)
             self._busy = True
         try:
             yield
         finally:
             with self._cond:
                 self._busy = False
+                if urgent:
+                    self._urgent_done = time.monotonic()
                 self._cond.notify_all()
 
 
@@ -80,7 +102,7 @@ class Embedder:
             ) from exc
         self.dim = int(self.model.get_embedding_dimension())
         self.texts_encoded = 0  # how many passages/queries went through the model (tests count it)
-        self.lock = ModelLock()
+        self.lock = ModelLock(cfg.query_grace_s, cfg.background_max_yield_s)
 
     def _prompt_kwargs(self, kind: str) -> dict:
         """Prefer the model's own named prompt; fall back to the configured prefix."""

@@ -6,9 +6,6 @@ attribute must come out as visible characters in every place the app shows text.
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # inside gradio's queue
@@ -17,7 +14,7 @@ from qa.records import Answer, Citation
 from retriever import Hit
 from ui import render
 
-from conftest import free_port, index_with_document, uploaded
+from conftest import index_with_document, serving, uploaded
 
 EVIL = "<script>alert('xss')</script>"
 EVIL_IMG = '<img src=x onerror="window.__pwned=1;alert(1)">'
@@ -239,22 +236,10 @@ def test_upload_of_only_bad_files_changes_nothing(engine, tmp_path):
 @pytest.fixture(scope="module")
 def server(engine, app_settings):
     """The app served by uvicorn in a thread, for gradio_client."""
-    import uvicorn
-
     import app
 
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app.create_app(engine, app_settings), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "app server did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(app.create_app(engine, app_settings)) as url:
+        yield url + "/"
 
 
 def test_api_ask_returns_answer_and_sources(server):

@@ -17,7 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # inside gradio's queue
 
-from conftest import free_port, uploaded
+from conftest import serving, uploaded
 
 SEED_ID = "000_23acc2fe7a7ca56c.txt"
 BEIDOU_Q = "到2020年北斗系统由多少颗卫星组成?"
@@ -54,22 +54,11 @@ def upload(engine):
 @pytest.fixture
 def served(engine, app_settings):
     """(base URL, FastAPI app) of the app served by uvicorn in a thread."""
-    import uvicorn
-
     import app
 
-    port = free_port()
     application = app.create_app(engine, app_settings)
-    srv = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "app server did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", application
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(application) as url:
+        yield url, application
 
 
 @pytest.fixture
@@ -310,3 +299,37 @@ def test_questions_are_answered_during_an_upload(engine, upload):
     assert "Added 1 document" in result["log"]
     assert latencies and still_running, "the upload finished before the questions: make it larger"
     assert max(latencies) < 5.0, latencies
+
+
+def test_model_lock_serves_queries_first_and_never_starves_background():
+    """Back-to-back queries (two calls each, as an answer makes) against slices of background
+    work: each query waits at most about one slice, and background work still advances."""
+    from retriever.embedder import ModelLock
+
+    lock = ModelLock(grace_s=0.2, max_yield_s=1.0)
+    stop = time.monotonic() + 5
+    slices, latencies = [], []
+
+    def background():
+        while time.monotonic() < stop:
+            with lock.hold(urgent=False):
+                time.sleep(0.25)
+            slices.append(time.monotonic())
+
+    def queries():
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            with lock.hold(urgent=True):
+                time.sleep(0.03)
+            time.sleep(0.03)
+            with lock.hold(urgent=True):
+                time.sleep(0.05)
+            latencies.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=background), threading.Thread(target=queries)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(slices) >= 3  # a plain priority rule would starve it: 0 slices
+    assert max(latencies) < 0.25 + 0.11 + 0.15  # one slice + the query's own work + slack

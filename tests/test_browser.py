@@ -226,6 +226,6 @@ def test_upload_in_browser_then_searchable(browser, app_url, tmp_path):
     assert "browser_upload.txt" in log and "notes.exe: unsupported file type" in log
     ask(page, "青松数据港的机架总数是多少?")
     # answered or refused with "possibly related" passages: either way the new file is linked
-    assert page.locator("[data-testid='bot']").last.locator("a.pq-src[href^='/source/browser_upload.txt']").count()
+    assert page.locator("[data-testid='bot']").last.locator("a.pq-src[href^='/source/uploads%2Fbrowser_upload.txt']").count()
     page.screenshot(path=SHOTS / "07_after_upload.png", full_page=True)
     context.close()
