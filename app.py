@@ -47,6 +47,8 @@ class Engine:
         self.index_dir = Path(index_dir)
         self.settings = settings
         self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._warmers: list[threading.Thread] = []
         self._sections: dict[str, list] = {}
         self._sections_of = None
 
@@ -72,10 +74,22 @@ class Engine:
             print("Embedding the index's sentences once, so answers need not wait for it (about a minute)…",
                   flush=True)
         started = time.perf_counter()
-        total = assistant.warm_up(save=True)
+        total = assistant.warm_up(save=True, stop=self._stop)
         if total > cached:
             print(f"sentence cache: {total} sentences, {total - cached} new "
                   f"({time.perf_counter() - started:.0f}s)", flush=True)
+
+    def warm_up_in_background(self, assistant=None) -> None:
+        thread = threading.Thread(target=self.warm_up, args=(assistant,), name="warm-up", daemon=True)
+        self._warmers.append(thread)
+        thread.start()
+
+    def close(self) -> None:
+        """Stop background warm-ups (they save what they embedded) before the process exits:
+        a model call still running in a thread when the interpreter ends aborts it."""
+        self._stop.set()
+        for thread in self._warmers:
+            thread.join()
 
     @property
     def retriever(self):
@@ -182,7 +196,7 @@ class Engine:
             fresh = Assistant(Retriever.load(self.index_dir, self.settings, embedder=embedder), self.settings)
             self.assistant = fresh
             area.sweep(set(fresh.retriever.documents))  # e.g. a duplicate that was not indexed
-            threading.Thread(target=self.warm_up, args=(fresh,), name="warm-up", daemon=True).start()
+            self.warm_up_in_background(fresh)
             changed = set(report.added_docs) | set(report.updated_docs)
             return [d for d in result.documents if d.doc_id in changed], messages, report
 
@@ -444,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_index(index_dir, Path(settings.app.seeds_dir), settings)
         engine = Engine.load(index_dir, settings)
         engine.upload_area().sweep(set(engine.retriever.documents))
-        threading.Thread(target=engine.warm_up, name="warm-up", daemon=True).start()
+        engine.warm_up_in_background()
     except IndexLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -455,7 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     # open event streams would otherwise hold Ctrl-C / SIGTERM for as long as a browser tab stays open
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    finally:
+        engine.close()
     return 0
 
 

@@ -120,6 +120,7 @@ class QASettings:
     term_weight: float = 0.3  # weight of question-term overlap next to embedding cosine
     sentence_margin: float = 0.1  # a sentence scoring this far below the best one is left out
     sentence_cache_dir: str = str(_cache_root() / "sentences")  # "" = keep sentence vectors in memory only
+    warm_up_block: int = 64  # sentences embedded between two checks whether warm-up should stop
     # question handling
     max_question_chars: int = 500  # longer questions are truncated (and the answer says so)
     related_k: int = 3  # "possibly related" passages listed with a refusal

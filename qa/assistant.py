@@ -140,15 +140,20 @@ class Assistant:
         return self.judge.signal(question, lang, hits[: self.retriever.settings.retrieval.k],
                                  best.cosine if best else 0.0), hits
 
-    def warm_up(self, save: bool = True) -> int:
-        """Embed every sentence of the index ahead of time (and keep them on disk)."""
+    def warm_up(self, save: bool = True, stop: threading.Event | None = None) -> int:
+        """Embed every sentence of the index ahead of time (and keep them on disk). ``stop``
+        ends it early (between blocks), e.g. when the app shuts down."""
         from .sentences import split_passage
 
         cfg = self.settings.qa
         texts = [u.text for row, chunk in enumerate(self.retriever.stored.chunks)
                  for u in split_passage(Hit.from_chunk(chunk, 0.0), row, cfg.max_sentence_chars,
                                         cfg.min_sentence_chars)]
-        self.vectors.encode(texts, urgent=False)
+        block = cfg.warm_up_block
+        for lo in range(0, len(texts), block):
+            if stop is not None and stop.is_set():
+                break
+            self.vectors.encode(texts[lo : lo + block], urgent=False)
         if save:
             self.vectors.save()
         return len(self.vectors)

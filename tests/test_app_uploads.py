@@ -333,3 +333,19 @@ def test_model_lock_serves_queries_first_and_never_starves_background():
         t.join()
     assert len(slices) >= 3  # a plain priority rule would starve it: 0 slices
     assert max(latencies) < 0.25 + 0.11 + 0.15  # one slice + the query's own work + slack
+
+
+def test_close_stops_background_warm_up(seed_index, settings, tmp_path):
+    import app
+
+    cfg = (settings.override("app", warm_up=True, upload_dir=str(tmp_path / "u"))
+           .override("qa", sentence_cache_dir=str(tmp_path / "s")))
+    engine = app.Engine.load(seed_index, cfg)
+    engine.assistant.vectors._vectors.clear()  # cold, as on a first start
+    engine.warm_up_in_background()
+    time.sleep(1.0)
+    started = time.perf_counter()
+    engine.close()
+    assert time.perf_counter() - started < 10.0
+    assert not any(t.is_alive() for t in engine._warmers)
+    assert 0 < len(engine.assistant.vectors) < 2000  # stopped part-way (the seeds have ~2,100 sentences)
