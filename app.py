@@ -81,7 +81,7 @@ class Engine:
 
     def warm_up_in_background(self, assistant=None) -> None:
         thread = threading.Thread(target=self.warm_up, args=(assistant,), name="warm-up", daemon=True)
-        self._warmers.append(thread)
+        self._warmers = [t for t in self._warmers if t.is_alive()] + [thread]
         thread.start()
 
     def close(self) -> None:
