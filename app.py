@@ -458,11 +458,11 @@ def main(argv: list[str] | None = None) -> int:
         ensure_index(index_dir, Path(settings.app.seeds_dir), settings)
         engine = Engine.load(index_dir, settings)
         engine.upload_area().sweep(set(engine.retriever.documents))
-        engine.warm_up_in_background()
     except IndexLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = create_app(engine, settings)
+    engine.warm_up_in_background()  # after Gradio is set up (it patches tqdm for its progress bars)
     print(f"{engine.stats()}; ready in {time.perf_counter() - started:.1f}s", flush=True)
     print(f"Running on http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}", flush=True)
 

@@ -138,11 +138,18 @@ class Embedder:
             return out
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         size = max(1, self.cfg.background_slice)
-        with tqdm(total=len(texts), desc="embed", unit="passage", disable=not progress) as bar:
+        # No bar object at all unless asked: Gradio patches tqdm's methods when the app starts,
+        # and a bar created before that (a warm-up thread's) then fails on its next update.
+        bar = tqdm(total=len(texts), desc="embed", unit="passage") if progress else None
+        try:
             for lo in range(0, len(order), size):
                 rows = order[lo : lo + size]
                 out[rows] = self._encode_batch([texts[i] for i in rows], "passage", urgent)
-                bar.update(len(rows))
+                if bar is not None:
+                    bar.update(len(rows))
+        finally:
+            if bar is not None:
+                bar.close()
         return out
 
 

@@ -349,3 +349,28 @@ def test_close_stops_background_warm_up(seed_index, settings, tmp_path):
     assert time.perf_counter() - started < 10.0
     assert not any(t.is_alive() for t in engine._warmers)
     assert 0 < len(engine.assistant.vectors) < 2000  # stopped part-way (the seeds have ~2,100 sentences)
+
+
+def test_app_start_warms_sentences_in_the_background_without_errors(tmp_path, monkeypatch):
+    """``python app.py``: serves at once, the warm-up thread completes (no exception in it)."""
+    import uvicorn
+
+    import app
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("甲市数据条例\n\n甲市公共数据由大数据局统一管理。数据共享应当依法进行。\n", encoding="utf-8")
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+
+    def serve(application, **kw):  # instead of serving: wait for the warm-up, as a long-running server would
+        for t in threading.enumerate():
+            if t.name == "warm-up":
+                t.join(timeout=120)
+
+    monkeypatch.setattr(uvicorn, "run", serve)
+    monkeypatch.setenv("POLICYQA_QA_SENTENCE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POLICYQA_APP_WARM_UP", "1")
+    assert app.main(["--index", str(tmp_path / "index"), "--seeds", str(seeds), "--port", "8125"]) == 0
+    assert errors == []
+    assert list((tmp_path / "cache").glob("sentences-*.npz"))  # the warm-up finished and saved
