@@ -25,6 +25,7 @@ from .lock import write_lock
 from .sparse import SparseIndex
 from .store import IndexCorrupt, IndexMismatch, IndexMissing, StoredIndex, check_compatible, read_index, write_index
 
+
 def embed_text(chunk: Chunk) -> str:
     """What the embedding model sees: the passage alone. Prefixing title and section was
     measured on the dev set (dense hit@5 0.822 with, 0.856 without) and did not help."""
