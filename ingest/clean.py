@@ -19,6 +19,34 @@ _PINYIN_GLOSS = re.compile(rf"(?<=[\u3400-\u9fff\uf900-\ufaff])[(（]\s*{_SYLLAB
 # After mojibake the gloss may follow a non-Han character; a tone mark still proves it.
 _TONED_GLOSS = re.compile(rf"(?<=\S)[(（]\s*[a-zü]{{0,3}}[{_TONED}][a-zü]{{0,3}}\s*[)）]")
 
+# Debris of a byte-level mojibake next to glosses (002). The page's converter inserted
+# glosses by matching GBK *bytes*, sometimes across a character boundary (理 c0ed + 條 976c
+# holds ed97 = 項, so "(xiàng)" landed between 97 and 6c); the decoder then lost the stray
+# byte, swallowed the "(" with it into one "?" (or U+FFFD), and read the next bytes one
+# byte out of step: Han characters that mean nothing, until an ASCII byte (a GBK trail byte
+# such as "l" or "W") brings it back in step. The lost byte cannot be recovered, so the
+# debris is removed, never guessed at. Each rule needs a sign no normal text has:
+_LOST = "[?\ufffd]"  # the lost byte: ASCII "?" or U+FFFD (a real question's full-width "？" never)
+_TONED_SYLLABLE = rf"[a-zü]{{0,3}}[{_TONED}][a-zü]{{0,3}}"
+# characters read one byte out of step (Han, or private-use code points the decoder made of
+# byte pairs no character has)
+_SHIFTED = r"[\u3400-\u9fff\uf900-\ufaff\ue000-\uf8ff]{0,8}?"
+_STRAY_LETTER = r"[A-Za-z](?![A-Za-z0-9])"  # the ASCII trail byte that ends the shifted run
+_GLOSS = rf"[(（]{_TONED_SYLLABLE}[)）]"
+# 1. A gloss that lost its "(" to the lost byte: "?xiàng)". A question mark directly followed
+#    by a lower-case toned pinyin syllable and a ")" that no "(" opened cannot occur in normal
+#    writing (a "?" ends a sentence; pinyin in running text is never closed by a lone ")").
+#    After it, the shifted run up to its stray trail letter (with that letter's own gloss),
+#    or up to the next such broken gloss, goes too: "?qū)嵭杏欣谏虡I(yè)", "?xiàng)l", "?qū)崙".
+_BROKEN_GLOSS = re.compile(
+    rf"{_LOST}{_TONED_SYLLABLE}\)(?:{_SHIFTED}{_STRAY_LETTER}(?:{_GLOSS})?|{_SHIFTED}(?={_LOST}{_TONED_SYLLABLE}\)))?"
+)
+# 2. A Latin letter carrying a toned gloss, "W(xué)", preceded (within 8 characters, no space)
+#    by lost bytes: "??茖W(xué)", "?;I(yè)". Glosses annotate Han characters; on a Latin
+#    letter one only appears when that letter is the stray trail byte of a character read out
+#    of step, and the "?" marks where the step was lost.
+_GLOSSED_LETTER = re.compile(rf"{_LOST}+[^\sA-Za-z0-9?？。，,]{{0,8}}?[A-Za-z]{_GLOSS}")
+
 # Runs of no-break / ideographic spaces that a web page used instead of paragraph tags:
 # two or more of them in a row mean "new paragraph"; a single one is just a space.
 _SPACE_RUN_BREAK = re.compile(r"[ \t]*[\u00a0\u3000\u2002\u2003]{2,}[ \t\u00a0\u3000\u2002\u2003]*")
@@ -44,8 +72,15 @@ HEADER_ZONE = 12  # and in this many leading lines
 SHORT_LINE = 24  # a line this short, without sentence punctuation, may be page furniture
 
 
+def strip_mojibake_debris(text: str) -> str:
+    """Remove what a byte-level mojibake left around pinyin glosses (see _BROKEN_GLOSS and
+    _GLOSSED_LETTER); it needs the glosses still in place, so it runs before they go."""
+    return _GLOSSED_LETTER.sub("", _BROKEN_GLOSS.sub("", text))
+
+
 def strip_pinyin(text: str) -> str:
-    return _TONED_GLOSS.sub("", _PINYIN_GLOSS.sub("", text))
+    """Pinyin glosses out (國務(wù)院 -> 國務院), and the mojibake debris found beside them."""
+    return _TONED_GLOSS.sub("", _PINYIN_GLOSS.sub("", strip_mojibake_debris(text)))
 
 
 def normalise_spaces(text: str) -> str:
