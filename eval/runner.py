@@ -122,6 +122,15 @@ def _hit_record(hit, has_evidence: bool) -> dict:
     }
 
 
+def _evidence_text(retriever, hit) -> str:
+    """The text a hit's evidence is looked for in: the passage, and for a table-row passage
+    (a rendering of its row) also the row as the document has it, which the source view shows."""
+    if getattr(hit, "kind", "text") != "table_row" or retriever is None:
+        return hit.text
+    doc = retriever.document(hit.doc_id)
+    return hit.text if doc is None else f"{hit.text}\n{doc.text[hit.start:hit.end]}"
+
+
 def retrieve_one(retriever, question: Question, mode: str, options: EvalOptions) -> dict:
     """Search one question with one configuration and score the ranked list."""
     row: dict[str, Any] = {
@@ -137,7 +146,7 @@ def retrieve_one(retriever, question: Question, mode: str, options: EvalOptions)
     wall = time.perf_counter() - started
     timings = dict(getattr(retriever, "last_timings", {}) or {}) if error is None else {}
     timings["total"] = wall
-    flags = metrics.evidence_flags([h.text for h in hits], question.evidence, options.partial)
+    flags = metrics.evidence_flags([_evidence_text(retriever, h) for h in hits], question.evidence, options.partial)
     doc_ids = [h.doc_id for h in hits]
     row.update(
         chunk_ids=[h.chunk_id for h in hits],
@@ -166,7 +175,7 @@ def answer_one(assistant, question: Question, options: EvalOptions) -> dict:
                 "key_recall": 0.0 if question.answerable else None, "citations_ok": False,
                 "n_citations": 0, "n_supported": 0}
     citations = list(getattr(ans, "citations", []) or [])
-    cited_texts = [c.hit.text for c in citations]
+    cited_texts = [_evidence_text(getattr(assistant, "retriever", None), c.hit) for c in citations]
     support = metrics.evidence_flags(cited_texts, question.evidence, options.partial)
     timings = {k: float(v) for k, v in (getattr(ans, "timings", {}) or {}).items() if isinstance(v, (int, float))}
     timings["wall"] = wall

@@ -8,13 +8,15 @@ which is what lets a citation open and highlight the passage it came from.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
 from settings import ChunkSettings
 
 from .headings import SectionTracker, detect_heading
-from .records import Chunk, Document
+from .records import TABLE_ROW, Chunk, Document
+from .tables import table_rows
 
 _SENTENCE = re.compile(r"[^。！？!?；;\n]*(?:[。！？!?；;]+[”’」』\"')）]*|\n|$)")
 _CLAUSE_BREAK = re.compile(r"[，,、：:]")
@@ -122,11 +124,24 @@ def _merge_small(groups: list[list[Span]], cfg: ChunkSettings) -> list[list[Span
     return merged
 
 
+def _section_at(spans: list[Span], pos: int) -> str:
+    """Section path of the sentence that holds (or last precedes) offset ``pos``."""
+    i = bisect.bisect_right([s.start for s in spans], pos) - 1
+    return spans[i].section if i >= 0 else ""
+
+
 def chunk_document(doc: Document, cfg: ChunkSettings | None = None) -> list[Chunk]:
+    """The document's passages: text chunks in order, then one chunk per table row.
+
+    Table rows are *added*: the text chunks still cover the table as it stands in the
+    document, so nothing is lost if a table is misread, and a row chunk (``kind`` TABLE_ROW,
+    a rendering of the row, see ``ingest.tables``) points at the row's span.
+    """
     cfg = cfg or ChunkSettings()
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
-    for group in _group(sentence_spans(doc.text, cfg.max_chars), cfg):
+    spans = sentence_spans(doc.text, cfg.max_chars)
+    for group in _group(spans, cfg):
         start, end = group[0].start, group[-1].end
         text = doc.text[start:end]
         body = next((s for s in group if not s.is_heading), group[-1])
@@ -142,6 +157,22 @@ def chunk_document(doc: Document, cfg: ChunkSettings | None = None) -> list[Chun
                 start=start,
                 end=end,
                 script=doc.script,
+            )
+        )
+    for row in table_rows(doc.text):
+        nth = seen.get(row.text, 0)
+        seen[row.text] = nth + 1
+        chunks.append(
+            Chunk(
+                chunk_id=Chunk.make_id(doc.doc_id, row.text, nth),
+                doc_id=doc.doc_id,
+                title=doc.title,
+                section=_section_at(spans, row.start),
+                text=row.text,
+                start=row.start,
+                end=row.end,
+                script=doc.script,
+                kind=TABLE_ROW,
             )
         )
     return chunks

@@ -15,7 +15,7 @@ from typing import Callable
 
 from settings import ChunkSettings
 
-from . import limits
+from . import limits, tables
 from .decode import DecodeError, decode_bytes
 from .errors import LoadError
 
@@ -29,6 +29,7 @@ _BLOCK_TAGS = frozenset([
 _DROPPED_TAGS = frozenset(["script", "style", "noscript", "nav", "footer", "header", "aside", "form", "iframe"])
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
 _CELL_TAGS = frozenset(["td", "th"])
+MAX_SPAN = 64  # a rowspan/colspan above this is clamped (a hostile page cannot blow a table up)
 
 
 def load_text(data: bytes, declared: str | None = None) -> str:
@@ -96,12 +97,66 @@ def _page_text(root) -> str:
         elif name in _HEADINGS:
             words = (s.strip() for s in _strings(child))
             out.append(f"\n{'#' * _HEADINGS[name]} {' '.join(w for w in words if w)}\n")
+        elif name == "table" and child.find("table") is None:
+            out.append("\n" + "\n".join(_table_lines(child)) + "\n")
         elif name in _BLOCK_TAGS:
             out.append("\n")
             stack.append((iter(child.contents), "\n"))
         else:
             stack.append((iter(child.contents), " " if name in _CELL_TAGS else ""))
     return "".join(out)
+
+
+def _cell_text(words) -> str:
+    """One table cell on one line; a ``|`` inside it would read as a cell border."""
+    return " ".join("".join(words).split()).replace("|", "｜")  # inline tags join, as in running text
+
+
+def _span(tag, attr: str, most: int) -> int:
+    try:
+        return max(1, min(int(str(tag.get(attr, "1")).strip() or 1), most))
+    except ValueError:
+        return 1
+
+
+def _table_lines(table) -> list[str]:
+    """A (non-nested) HTML table as pipe rows, ``a | b | c``, one line per ``<tr>`` (the form
+    ``ingest.tables`` reads). Merged cells are repeated in every row and column they cover,
+    so each row holds its category and every column its heading."""
+    lines = []
+    caption = table.find("caption")
+    if caption is not None:
+        lines.append(_cell_text(_strings(caption)))
+    below: dict[int, tuple[str, int]] = {}  # column -> (text, rows still covered) from a rowspan
+    for tr in table.find_all("tr"):
+        row: list[str] = []
+        cells = iter(tr.find_all(_CELL_TAGS, recursive=False))
+        col = 0
+        while True:
+            if col in below:
+                text, left = below.pop(col)
+                row.append(text)
+                if left > 1:
+                    below[col] = (text, left - 1)
+                col += 1
+                continue
+            cell = next(cells, None)
+            if cell is None:
+                if not any(c >= col for c in below):
+                    break
+                row.append("")
+                col += 1
+                continue
+            text = _cell_text(_strings(cell))
+            down = _span(cell, "rowspan", MAX_SPAN)
+            for _ in range(_span(cell, "colspan", MAX_SPAN)):
+                row.append(text)
+                if down > 1:
+                    below[col] = (text, down - 1)
+                col += 1
+        if any(row):
+            lines.append(" | ".join(row))
+    return lines
 
 
 def load_html(data: bytes, cfg: ChunkSettings = _DEFAULTS) -> str:
@@ -114,6 +169,22 @@ def load_html(data: bytes, cfg: ChunkSettings = _DEFAULTS) -> str:
     text = _page_text(soup.body or soup)
     limits.check_text("HTML", len(text), cfg)
     return text
+
+
+def _page_with_tables(page) -> str:
+    """A page's text; its layout-mode text instead when that one reads as a table and the plain
+    text does not. pypdf's plain mode often puts every table cell on a line of its own, which
+    no reader (nor ``ingest.tables``) can put back together; layout mode keeps a row on one
+    line. Layout mode is only tried on a page with several number cells, and it is slower."""
+    text = page.extract_text() or ""
+    if not tables.may_hold_table(text):
+        return text
+    try:
+        layout = page.extract_text(extraction_mode="layout") or ""
+    except Exception:  # noqa: BLE001 - layout mode is an extra; the plain text stands
+        return text
+    layout = "\n".join(" ".join(line.split()) for line in layout.split("\n"))
+    return layout if len(tables.table_rows(layout)) > len(tables.table_rows(text)) else text
 
 
 def load_pdf(data: bytes, cfg: ChunkSettings = _DEFAULTS) -> str:
@@ -132,7 +203,7 @@ def load_pdf(data: bytes, cfg: ChunkSettings = _DEFAULTS) -> str:
             if (count := len(reader.pages)) > cfg.max_pdf_pages:
                 raise limits.over(f"PDF has {count:,} pages", "max_pdf_pages", cfg.max_pdf_pages)
             for page in reader.pages:
-                pages.append(page.extract_text() or "")
+                pages.append(_page_with_tables(page))
                 chars += len(pages[-1])
                 limits.check_text("PDF", chars, cfg)
     except LoadError:
@@ -181,6 +252,7 @@ def load_docx(data: bytes, cfg: ChunkSettings = _DEFAULTS) -> str:
 
     import docx
     from docx.oxml.ns import qn
+    from docx.table import Table
     from lxml import etree
 
     limits.check_docx(data, cfg)
@@ -192,7 +264,15 @@ def load_docx(data: bytes, cfg: ChunkSettings = _DEFAULTS) -> str:
     run_tags = (qn("w:r"), qn("w:hyperlink"))  # as CT_P.text: runs, and the runs of links
     inner_tags = tuple(qn(f"w:{t}") for t in ("br", "cr", "noBreakHyphen", "ptab", "t", "tab"))  # as CT_R.text
     lines = []
-    for p in document.element.body.iterchildren(qn("w:p")):
+    for p in document.element.body.iterchildren(qn("w:p"), qn("w:tbl")):
+        if p.tag == qn("w:tbl"):  # in reading order, one pipe row a line (the form ingest.tables reads)
+            for row in Table(p, document._body).rows:  # merged cells repeat in every cell they cover
+                lines.append(" | ".join(
+                    " ".join(" ".join(_paragraph_text(q, run_tags, inner_tags).split())
+                             for q in cell._tc.iterchildren(qn("w:p"))).strip().replace("|", "｜")
+                    for cell in row.cells
+                ))
+            continue
         style_id = p.style
         style = names.get(style_id, default_name) if style_id else default_name
         text = _paragraph_text(p, run_tags, inner_tags)
@@ -202,12 +282,6 @@ def load_docx(data: bytes, cfg: ChunkSettings = _DEFAULTS) -> str:
             lines.append(f"# {text}")
         else:
             lines.append(text)
-    for table in document.tables:
-        for row in table.rows:  # python-docx's cells (merged ones repeat); cell.text as it joins it
-            lines.append(" | ".join(
-                "\n".join(_paragraph_text(p, run_tags, inner_tags) for p in cell._tc.iterchildren(qn("w:p"))).strip()
-                for cell in row.cells
-            ))
     text = "\n".join(lines)
     limits.check_text("DOCX", len(text), cfg)
     return text

@@ -22,9 +22,20 @@ class Document:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
+TEXT = "text"  # Chunk.kind of a passage cut from the document: its text is a slice of it
+TABLE_ROW = "table_row"  # Chunk.kind of one table row rendered as a self-describing line
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """A retrievable passage. ``Document.text[start:end] == text`` always holds."""
+    """A retrievable passage.
+
+    For ``kind == "text"`` (every passage but table rows) ``Document.text[start:end] == text``
+    always holds. For ``kind == "table_row"`` ``text`` is a *rendering* of the row (table
+    title, row labels, header-labelled values, notes) and ``start:end`` is the row's span in
+    ``Document.text``: code that maps a position in ``text`` to the document must use the
+    whole span for such a chunk (see ``is_rendering``).
+    """
 
     chunk_id: str
     doc_id: str
@@ -34,6 +45,12 @@ class Chunk:
     start: int
     end: int
     script: str = "Hans"
+    kind: str = TEXT  # TEXT | TABLE_ROW; records written before this field read as TEXT
+
+    @property
+    def is_rendering(self) -> bool:
+        """True when ``text`` is not a slice of the document (a table row's rendering)."""
+        return self.kind != TEXT
 
     @staticmethod
     def make_id(doc_id: str, text: str, occurrence: int = 0) -> str:

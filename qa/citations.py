@@ -3,7 +3,8 @@
 Both generators go through ``CitationBuilder``, so the rule "markers are 1..n in order of
 first appearance, and the citation list is in marker order" holds whichever wrote the
 answer, and a quote's offsets always index the cleaned document text (because
-``hit.text == document.text[hit.start:hit.end]``).
+``hit.text == document.text[hit.start:hit.end]``; a table-row passage renders its row, so a
+quote from it points at the whole row, ``hit.start:hit.end``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ class CitationBuilder:
                 start, end = min(s for s, _ in spans), max(e for _, e in spans)
             else:
                 start, end = 0, len(hit.text)
+            if getattr(hit, "kind", "text") == "table_row":
+                # the passage renders a table row; the row's whole span is what the source shows
+                doc_start, doc_end = hit.start, hit.end
+            else:
+                doc_start, doc_end = hit.start + start, hit.start + end
             out.append(Citation(n=self._numbers[hit.chunk_id], hit=hit, quote=hit.text[start:end],
-                                quote_start=hit.start + start, quote_end=hit.start + end))
+                                quote_start=doc_start, quote_end=doc_end))
         return out

@@ -22,6 +22,7 @@ class Hit:
     bm25_score: float | None = None
     dense_rank: int | None = None  # 1-based rank in each retriever's own list, for inspection
     bm25_rank: int | None = None
+    kind: str = "text"  # Chunk.kind: "table_row" hits hold a rendering of document.text[start:end]
 
     @classmethod
     def from_chunk(cls, chunk: Chunk, score: float, **extra) -> "Hit":

@@ -172,7 +172,8 @@ class Retriever:
         kept: list[Hit] = []
         for hit in hits:
             span = (hit.doc_id, hit.start, hit.end)
-            if all(overlap_share(span, (h.doc_id, h.start, h.end)) < self.settings.retrieval.dedup_overlap
-                   for h in kept):
+            # a table row's rendering and the text passage that holds the row are two views, not copies
+            if all(h.kind != hit.kind or overlap_share(span, (h.doc_id, h.start, h.end))
+                   < self.settings.retrieval.dedup_overlap for h in kept):
                 kept.append(hit)
         return kept

@@ -155,9 +155,14 @@ def _reference_docx_text(data: bytes) -> str:
     """The loader as it was: python-docx's own style and text resolution, paragraph by paragraph."""
     import docx
 
+    from docx.table import Table
+
     document = docx.Document(io.BytesIO(data))
     lines = []
-    for para in document.paragraphs:
+    for para in document.iter_inner_content():
+        if isinstance(para, Table):  # in reading order, one pipe row a line, each cell on one line
+            lines += [" | ".join(" ".join(c.text.split()).replace("|", "｜") for c in row.cells) for row in para.rows]
+            continue
         style = (para.style.name or "") if para.style is not None else ""
         if style.startswith("Heading") and style[-1:].isdigit():
             lines.append(f"{'#' * int(style[-1])} {para.text}")
@@ -165,9 +170,6 @@ def _reference_docx_text(data: bytes) -> str:
             lines.append(f"# {para.text}")
         else:
             lines.append(para.text)
-    for table in document.tables:
-        for row in table.rows:
-            lines.append(" | ".join(cell.text.strip() for cell in row.cells))
     return "\n".join(lines)
 
 
@@ -204,7 +206,7 @@ def test_docx_text_identical_to_python_docx():
     assert load_docx(data) == _reference_docx_text(data)
     text = load_docx(data)
     assert "# 文件标题\n# 第1级标题\n## 第2级标题\n### 第3级标题\n自定义样式名" in text
-    assert "见链接文字" in text and "目标值\n第二段" in text
+    assert "见链接文字" in text and "指标 | 目标值 第二段" in text  # a row stays on one line
 
 
 # HTML ---------------------------------------------------------------------------------
@@ -239,6 +241,11 @@ def _reference_html_text(data: bytes) -> str:
     for level in range(1, 7):
         for tag in soup.find_all(f"h{level}"):
             tag.replace_with(f"\n{'#' * level} {tag.get_text(' ', strip=True)}\n")
+    for table in soup.find_all("table"):  # a table without tables inside: pipe rows (ingest.tables)
+        if table.find("table") is None:
+            rows = [" | ".join(" ".join(c.get_text().split()).replace("|", "｜") for c in tr.find_all(["td", "th"]))
+                    for tr in table.find_all("tr")]
+            table.replace_with("\n" + "\n".join(r for r in rows if r.strip(" |")) + "\n")
     for tag in soup.find_all(["td", "th"]):
         tag.insert_after(" ")
     for tag in soup.find_all(list(_BLOCK_TAGS)):

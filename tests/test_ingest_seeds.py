@@ -10,6 +10,11 @@ from settings import ChunkSettings
 from conftest import SEEDS
 
 PINYIN = re.compile(r"[(（][a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]{1,6}[)）]")
+def text_chunks(result):
+    """The passages cut from the text (table-row passages are renderings: tests/test_ingest_tables.py)."""
+    return [c for c in result.chunks if c.kind == "text"]
+
+
 TRAILER_WORDS = ["责任编辑", "Public domain", "微信公众平台", "精选专题", "扫描下面的二维码", "維基文庫", "维基文库", "轉載", "本作品是"]
 
 
@@ -71,8 +76,8 @@ def test_003_split_into_paragraphs(seed_docs):
 
 
 def test_offsets_round_trip(seed_result, seed_docs):
-    assert len(seed_result.chunks) > 200
-    for chunk in seed_result.chunks:
+    assert len(text_chunks(seed_result)) > 200
+    for chunk in text_chunks(seed_result):
         assert seed_docs[chunk.doc_id].text[chunk.start : chunk.end] == chunk.text
 
 
@@ -80,7 +85,7 @@ def test_chunks_cover_every_sentence(seed_result, seed_docs):
     """Nothing between chunks is lost: every non-space character is in some chunk."""
     for doc_id, doc in seed_docs.items():
         covered = bytearray(len(doc.text))
-        for c in (c for c in seed_result.chunks if c.doc_id == doc_id):
+        for c in (c for c in text_chunks(seed_result) if c.doc_id == doc_id):
             covered[c.start : c.end] = b"\x01" * (c.end - c.start)
         missing = [ch for ch, flag in zip(doc.text, covered) if not flag and not ch.isspace()]
         assert missing == [], (doc_id, "".join(missing)[:50])
@@ -112,13 +117,13 @@ def test_chunk_sizes_within_bounds(seed_result):
 
 def test_chunks_end_on_sentence_boundaries(seed_result):
     ends = "。！？；;!?”"
-    enders = sum(1 for c in seed_result.chunks if c.text[-1] in ends)
-    assert enders / len(seed_result.chunks) > 0.9
+    enders = sum(1 for c in text_chunks(seed_result) if c.text[-1] in ends)
+    assert enders / len(text_chunks(seed_result)) > 0.9
 
 
 def test_overlap_between_neighbours(seed_result):
     cfg = ChunkSettings()
-    chunks = seed_result.chunks
+    chunks = text_chunks(seed_result)
     overlaps = [a.end - b.start for a, b in zip(chunks, chunks[1:]) if a.doc_id == b.doc_id and a.section == b.section]
     assert any(o > 0 for o in overlaps)
     assert all(o <= cfg.overlap_chars for o in overlaps)
@@ -126,7 +131,7 @@ def test_overlap_between_neighbours(seed_result):
 
 def test_no_overlap_when_disabled():
     result = ingest_folder(SEEDS, ChunkSettings(overlap_chars=0), progress=False)
-    chunks = result.chunks
+    chunks = text_chunks(result)
     assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:]) if a.doc_id == b.doc_id)
 
 
