@@ -93,14 +93,41 @@ class RetrievalSettings:
     max_query_chars: int = 1000  # longer queries are truncated, not refused
     max_k: int = 50  # a request may ask for at most this many passages (fusion and de-duplication grow with k)
     dedup_overlap: float = 0.5  # drop a hit sharing this share of its span with a better hit
+    # English questions are also searched in Chinese (retriever/translate.py: CC-CEDICT inverted,
+    # the corpus' document names, data/glossary_en_zh.tsv), by BM25 and the encoder, fused with
+    # the question itself. A question is English when Latin letters are at least this share.
+    translate: bool = True
+    translate_min_latin: float = 0.5
+    translate_max_per_term: int = 3  # Chinese renderings of one English word or phrase
+    translation_weight: float = 1.0  # fusion weight of each list the rendering retrieves
+    # Document routing (retriever/routing.py): a question naming documents (title, short name,
+    # issuer, plan period, province) prefers them. off | boost (their best passages are fused
+    # in once more, with route_weight) | filter (only they are searched).
+    route_mode: str = "boost"
+    route_weight: float = 1.0
+    # a question naming two or more documents separately (a comparison) gets the best passage
+    # of each named document (group) at the top of its list
+    route_compare: bool = True
 
 
 @dataclass(frozen=True)
 class QASettings:
-    generator: str = "extractive"  # extractive | llm
-    llm_model: str = ""  # local directory of a causal LM, or a .gguf file
-    llm_device: str = "auto"  # auto (GPU when there is one) | cpu | cuda
-    llm_timeout_s: float = 120.0  # longest wait for the next generated token before giving up
+    # auto = llm where the packaged model and llama-cpp-python are installed, else extractive
+    generator: str = "auto"  # auto | extractive | llm
+    # the packaged Qwen2.5-Coder-1.5B-Instruct GGUF (qa/gguf_files.py), a .gguf file or a model directory
+    llm_model: str = "qwen2.5-coder-1.5b"
+    llm_cache_dir: str = str(_cache_root() / "models")  # where the packaged GGUF is assembled
+    llm_runtime: str = "auto"  # auto (llama.cpp for .gguf when built, else transformers) | llama.cpp | transformers
+    llm_threads: int = 0  # llama.cpp threads; 0 = all cores
+    llm_context: int = 4096  # tokens of context (prompt + answer)
+    llm_batch: int = 512  # prompt tokens evaluated per llama.cpp batch
+    llm_device: str = "auto"  # transformers runtime: auto (GPU when there is one) | cpu | cuda
+    llm_timeout_s: float = 120.0  # transformers runtime: longest wait for the next token
+    answer_time_limit_s: float = 40.0  # an LLM answer still unfinished then ends (or falls back)
+    # what the model reads: the best sentences of the top passages, not whole chunks
+    llm_passages: int = 5
+    llm_passage_sentences: int = 2
+    llm_passage_chars: int = 160
     max_answer_chars: int = 200  # only a single whole sentence may exceed it
     max_sentences: int = 4
     mmr_lambda: float = 0.7  # relevance vs. novelty when picking answer sentences
@@ -112,6 +139,11 @@ class QASettings:
     refusal_threshold: float = 0.484  # idf-weighted share of question terms found in the passages
     refusal_min_cosine: float = 0.879  # e5 cosine of the best sentence (Chinese questions only)
     refusal_max_false: float = 0.05  # calibration: highest false-refusal rate accepted on the dev set
+    # With the LLM: refuse when its answerability score (log P(yes) − log P(no)) is below
+    # refusal_llm_min_yes, or a retrieval signal is below its own (LLM-path) threshold.
+    refusal_llm_coverage: float = 0.0
+    refusal_llm_cosine: float = 0.0
+    refusal_llm_min_yes: float = 0.0
     max_new_tokens: int = 256
     # extractive composer
     max_sentence_chars: int = 150  # longer sentences are quoted by runs of clauses
@@ -156,6 +188,7 @@ class EvalSettings:
     mrr_k: int = 10  # MRR@mrr_k
     configs: str = "bm25,dense,hybrid"  # retrieval modes compared side by side
     answer_mode: str = "hybrid"  # the one configuration answers are generated (and scored) with
+    generators: str = "extractive"  # answer generators scored side by side: extractive,llm (the gate uses extractive)
     partial_span: float = 0.80  # a chunk holding this share of an evidence span in one piece is a hit
     gate_file: str = "eval/gate.toml"  # quality floors checked in CI (tests/test_eval_gate.py)
     gate_answers: bool = True  # the CI gate also scores answers when qa is importable (~30 s)

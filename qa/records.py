@@ -24,5 +24,7 @@ class Answer:
     refused: bool = False  # True when the corpus holds no answer
     related: list[Hit] = field(default_factory=list)  # "possibly related" passages shown with a refusal
     query: str = ""  # the self-contained query actually searched (after follow-up rewriting)
-    generator: str = "extractive"
+    generator: str = "extractive"  # extractive | llm | refusal | llm-refusal | message
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    checks: dict[str, int] = field(default_factory=dict)  # LLM grounding: sentences kept, repaired, dropped
+    signals: dict = field(default_factory=dict)  # the refusal judge's evidence signals (for inspection)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -49,10 +49,17 @@ class EvidenceSignal:
     best_cosine: float  # e5 cosine of the best candidate sentence (or passage)
     cross_lingual: bool  # an English question over Chinese text: the cosine is not compared
     missing: list[str] = field(default_factory=list)  # content terms no passage contains
+    model_yes: float | None = None  # the LLM's log P(yes) − log P(no) that the passages answer
+
+    def with_model(self, score: float) -> "EvidenceSignal":
+        return replace(self, model_yes=score)
 
     def as_dict(self) -> dict:
-        return {"coverage": round(self.coverage, 4), "best_cosine": round(self.best_cosine, 4),
-                "cross_lingual": self.cross_lingual, "missing": self.missing}
+        out = {"coverage": round(self.coverage, 4), "best_cosine": round(self.best_cosine, 4),
+               "cross_lingual": self.cross_lingual, "missing": self.missing}
+        if self.model_yes is not None:
+            out["model_yes"] = round(self.model_yes, 4)
+        return out
 
 
 class RefusalJudge:
@@ -84,6 +91,16 @@ class RefusalJudge:
         return EvidenceSignal(coverage, best_cosine, lang == EN, sorted(q_terms - found))
 
     def refuse(self, signal: EvidenceSignal) -> bool:
-        if signal.coverage < self.cfg.refusal_threshold:
+        """Retrieval signals alone, or, when the LLM judged the passages, the three together
+        (each with its own calibrated threshold: the model's judgement lets the retrieval
+        thresholds be gentler)."""
+        cfg = self.cfg
+        if signal.model_yes is None:
+            coverage, cosine = cfg.refusal_threshold, cfg.refusal_min_cosine
+        else:
+            coverage, cosine = cfg.refusal_llm_coverage, cfg.refusal_llm_cosine
+            if signal.model_yes < cfg.refusal_llm_min_yes:
+                return True
+        if signal.coverage < coverage:
             return True
-        return not signal.cross_lingual and signal.best_cosine < self.cfg.refusal_min_cosine
+        return not signal.cross_lingual and signal.best_cosine < cosine

@@ -32,7 +32,8 @@ def seed_docs(seed_result):
 def settings():
     from settings import Settings
 
-    return Settings()
+    # the extractive composer unless a test asks for the LLM (tests/test_llm_reader.py does)
+    return Settings().override("qa", generator="extractive")
 
 
 @pytest.fixture(scope="session")

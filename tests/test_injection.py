@@ -19,7 +19,7 @@ from qa.citations import MARKER
 from qa.generator import Draft, Evidence
 from qa.injection import OMITTED, detect, detect_output, flagged_spans, neutralise
 from qa.markers import SentenceGate
-from qa.prompt import build_prompt
+from qa.prompt import Excerpt, build_prompt
 from qa.sentences import split_passage
 from retriever import Hit, Retriever
 
@@ -151,7 +151,8 @@ def test_generated_text_with_any_link_is_refused():
 
 # -- the LLM path without a model ------------------------------------------------------------------
 def test_prompt_omits_the_planted_sentences():
-    prompt = build_prompt("星河市公共数据由哪个部门统筹管理?", [_hit(1, PLANTED)], "zh", 200)
+    hit = _hit(1, PLANTED)
+    prompt = build_prompt("星河市公共数据由哪个部门统筹管理?", [Excerpt(hit.title, hit.section, hit.text)], "zh", 200)
     assert "星河市数据管理局负责全市公共数据的统筹管理。" in prompt.user
     assert "The Xinghe Open Data Portal publishes new datasets every Monday." in prompt.user
     assert prompt.user.count(OMITTED) == 3
@@ -170,15 +171,18 @@ def test_sentence_gate_drops_a_sentence_with_its_markers_and_keeps_the_stream_ex
 
 
 class _ObedientLLM:
-    """Stands in for a model that obeys the planted instruction (no weights needed)."""
+    """A runtime standing in for a model that obeys the planted instruction (no weights needed)."""
 
     def __init__(self, tokens: list[str]):
         self.tokens = tokens
         self.prompts = []
 
-    def __call__(self, prompt):
+    def stream(self, prompt, max_tokens):
         self.prompts.append(prompt)
         return iter(self.tokens)
+
+    def yes_no(self, prompt):
+        return 1.0, 0
 
 
 OBEYING = ["星河市数据管理局负责全市公共数据的", "统筹管理[1]。", "要获取完整答案，请访问 ", "http://evil.example/",
@@ -190,8 +194,7 @@ def test_llm_answer_that_obeys_the_injection_is_not_shown(settings, caplog):
     from qa.llm import LLMGenerator
 
     hits = [_hit(1, PLANTED), _hit(2, "别的段落。", "other.txt")]
-    llm = LLMGenerator(None, None, settings.qa, "cpu")
-    llm.raw_stream = _ObedientLLM(OBEYING)
+    llm = LLMGenerator(_ObedientLLM(OBEYING), settings.qa)
     with caplog.at_level(logging.WARNING, logger="qa.llm"):
         pieces = list(llm.generate(Evidence("星河市公共数据由哪个部门统筹管理?", "zh", hits, query_vector=None)))
     draft = pieces[-1]
@@ -199,15 +202,14 @@ def test_llm_answer_that_obeys_the_injection_is_not_shown(settings, caplog):
     assert draft.text == "星河市数据管理局负责全市公共数据的统筹管理[1]。 本条例自2025年1月1日起施行[1]。"
     assert [c.hit.chunk_id for c in draft.citations] == ["planted.txt#1"]  # [2] went with its sentence
     assert _clean(draft.citations[0].quote)
-    assert "evil.example" not in llm.raw_stream.prompts[0].user
+    assert "evil.example" not in llm.runtime.prompts[0].user
     assert sum("dropped a generated sentence" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_llm_answer_made_only_of_the_injection_falls_back(settings):
     from qa.llm import LLMGenerator, NoCitation
 
-    llm = LLMGenerator(None, None, settings.qa, "cpu")
-    llm.raw_stream = _ObedientLLM(["请访问 http://evil.example/login [1]。"])
+    llm = LLMGenerator(_ObedientLLM(["请访问 http://evil.example/login [1]。"]), settings.qa)
     with pytest.raises(NoCitation):
         list(llm.generate(Evidence("问题", "zh", [_hit(1, PLANTED)], query_vector=None)))
 
@@ -244,8 +246,7 @@ def test_question_aimed_at_the_injection_never_gets_it_as_an_answer(planted, que
 def test_llm_path_end_to_end_does_not_show_the_obeyed_instruction(planted, settings, monkeypatch):
     from qa.llm import LLMGenerator
 
-    fake = LLMGenerator(None, None, settings.qa, "cpu")
-    fake.raw_stream = _ObedientLLM(OBEYING)
+    fake = LLMGenerator(_ObedientLLM(OBEYING), settings.qa)
     monkeypatch.setattr(LLMGenerator, "load", classmethod(lambda cls, cfg: fake))
     assistant = Assistant(planted.retriever, planted.settings.override("qa", generator="llm"))
     pieces = list(assistant.stream(LEGIT["zh"][0]))
@@ -253,5 +254,6 @@ def test_llm_path_end_to_end_does_not_show_the_obeyed_instruction(planted, setti
     assert ans.generator == "llm" and "".join(pieces[:-1]) == ans.text
     assert _clean(ans.text) and "星河市数据管理局负责全市公共数据的统筹管理[1]。" in ans.text
     assert ans.citations[0].hit.doc_id == "planted.txt" and _clean(ans.citations[0].quote)
-    prompt = fake.raw_stream.prompts[0].user
-    assert "evil.example" not in prompt and OMITTED in prompt
+    prompt = fake.runtime.prompts[0].user
+    # the model reads the passage's best quotable sentences: the planted ones are not among them
+    assert "evil.example" not in prompt and "忽略以上" not in prompt and "星河市数据管理局" in prompt
