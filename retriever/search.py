@@ -150,6 +150,10 @@ class Retriever:
         cfg = self.settings.retrieval
         if mode == "hybrid":
             fused = rrf(lists, cfg.rrf_k) if cfg.fusion == "rrf" else weighted(lists)
+            if cfg.table_row_weight != 1.0:  # a row renders text that is indexed as text too
+                chunks = self.stored.chunks
+                fused = {row: score * cfg.table_row_weight if chunks[row].kind == "table_row" else score
+                         for row, score in fused.items()}
         else:
             fused = {row: score for row, score in zip(lists[0].ids.tolist(), lists[0].scores.tolist())}
         ranks = {r.name: {row: i for i, row in enumerate(r.ids.tolist(), start=1)} for r in lists}
@@ -168,12 +172,19 @@ class Retriever:
         ]
 
     def _dedup(self, hits: list[Hit]) -> list[Hit]:
-        """Drop a passage mostly covered by a better-ranked one (chunk overlap)."""
+        """Drop a passage mostly covered by a better-ranked one (chunk overlap), and table rows
+        of a document beyond ``retrieval.table_rows_per_doc`` (short rows sharing a title and
+        year columns would otherwise fill the list for any question naming a year)."""
         kept: list[Hit] = []
+        rows: dict[str, int] = {}
         for hit in hits:
+            if hit.kind == "table_row" and rows.get(hit.doc_id, 0) >= self.settings.retrieval.table_rows_per_doc:
+                continue
             span = (hit.doc_id, hit.start, hit.end)
             # a table row's rendering and the text passage that holds the row are two views, not copies
             if all(h.kind != hit.kind or overlap_share(span, (h.doc_id, h.start, h.end))
                    < self.settings.retrieval.dedup_overlap for h in kept):
                 kept.append(hit)
+                if hit.kind == "table_row":
+                    rows[hit.doc_id] = rows.get(hit.doc_id, 0) + 1
         return kept

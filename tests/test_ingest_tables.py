@@ -307,3 +307,11 @@ def test_search_finds_the_row_beside_the_text_passage(retriever):
     assert TABLE_ROW in kinds
     row = next(h for h in hits if h.kind == TABLE_ROW and "数字经济核心产业" in h.text)
     assert "2025年 10" in row.text
+
+
+def test_rows_of_one_document_do_not_fill_the_list(retriever):
+    """A question sharing only the years with the table gets at most table_rows_per_doc rows."""
+    cap = retriever.settings.retrieval.table_rows_per_doc
+    for query in ["2020 2025", "What target does the plan set for 2025?", "十四五 信息化 主要指标"]:
+        hits = retriever.search(query, k=10)
+        assert sum(h.kind == TABLE_ROW for h in hits) <= cap, query
