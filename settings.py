@@ -94,13 +94,14 @@ class RetrievalSettings:
     max_k: int = 50  # a request may ask for at most this many passages (fusion and de-duplication grow with k)
     dedup_overlap: float = 0.5  # drop a hit sharing this share of its span with a better hit
     # Table-row passages (ingest/tables.py) are short and share their table's title and year
-    # columns, so a question that names only a year or the plan pulls them up in BM25 and
-    # in the encoder alike. At most this many of one document are returned, and their fused
-    # score counts this much (measured on the dev set, 124 answerable questions, hybrid:
-    # 1.0/no cap hit@5 0.815; cap 2: 0.879, MRR 0.712; cap 2 and 0.8: 0.887, MRR 0.742;
-    # table questions hit@5 1.0 with both).
+    # columns, so a question that names only a year or the plan pulls several up, in BM25 and
+    # in the encoder alike. At most this many of one document are returned (0: none). Dev set,
+    # 124 answerable questions, hybrid hit@5 / MRR@10: no cap 0.815 / 0.695, 2: 0.879 / 0.712,
+    # 1: 0.879 / 0.721; the 14 indicator-table questions 1.0 / 0.95 with 2. Two, so a question
+    # comparing two indicators of one table gets both rows. (Scaling the rows' fused score
+    # instead was worse: in RRF even x0.9 puts a row ranked first by both retrievers below
+    # passages ranked second and third.)
     table_rows_per_doc: int = 2
-    table_row_weight: float = 0.8
     # English questions are also searched in Chinese (retriever/translate.py: CC-CEDICT inverted,
     # the corpus' document names, data/glossary_en_zh.tsv), by BM25 and the encoder, fused with
     # the question itself. A question is English when Latin letters are at least this share.

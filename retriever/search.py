@@ -150,10 +150,6 @@ class Retriever:
         cfg = self.settings.retrieval
         if mode == "hybrid":
             fused = rrf(lists, cfg.rrf_k) if cfg.fusion == "rrf" else weighted(lists)
-            if cfg.table_row_weight != 1.0:  # a row renders text that is indexed as text too
-                chunks = self.stored.chunks
-                fused = {row: score * cfg.table_row_weight if chunks[row].kind == "table_row" else score
-                         for row, score in fused.items()}
         else:
             fused = {row: score for row, score in zip(lists[0].ids.tolist(), lists[0].scores.tolist())}
         ranks = {r.name: {row: i for i, row in enumerate(r.ids.tolist(), start=1)} for r in lists}
