@@ -67,6 +67,10 @@ class Engine:
         (every later start, and after an upload only the new sentences) it is quick.
         """
         assistant = assistant or self.assistant
+        if self.settings.app.warm_up and assistant.generator_name() == "llm":
+            started = time.perf_counter()
+            if assistant.load_llm():  # once per process (~2 s), so the first question does not wait for it
+                print(f"LLM loaded ({time.perf_counter() - started:.1f}s)", flush=True)
         if not (self.settings.app.warm_up and self.settings.qa.sentence_cache_dir):
             return
         cached = len(assistant.vectors)
@@ -239,13 +243,15 @@ def chat_messages(turns: list[dict], show_scores: bool, pending: str | None = No
         elif t.get("error"):
             content = render.render_error(t["error"])
         else:
-            content = render.render_pending(pending or "")
+            content = render.render_pending(pending or "", t.get("reading"))
         messages.append({"role": "assistant", "content": content})
     return messages
 
 
 def make_handlers(engine: Engine):
     import gradio as gr
+
+    from qa import Sources
 
     def respond(question: str, turns: list[dict], k: float, generator: str, show_scores: bool):
         """Stream one answer into the chat. ``turns`` is this session's own gr.State."""
@@ -260,9 +266,12 @@ def make_handlers(engine: Engine):
         partial = ""
         try:
             for piece in assistant.stream(question, history=history_of(turns[:-1]), k=int(k),
-                                          generator=generator):
+                                          generator=generator, sources=True):
                 if isinstance(piece, str):
                     partial += piece
+                    yield "", turns, chat_messages(turns, show_scores, partial)
+                elif isinstance(piece, Sources):  # the passages being read, shown at once
+                    turn["reading"] = piece
                     yield "", turns, chat_messages(turns, show_scores, partial)
                 else:
                     turn["answer"] = piece
@@ -314,8 +323,9 @@ def make_handlers(engine: Engine):
 
 
 # -- UI and server ------------------------------------------------------------------------
-def generator_choices(settings: Settings) -> list[str]:
-    return ["extractive", "llm"] if settings.qa.llm_model else ["extractive"]
+def generator_choices(engine: Engine) -> list[str]:
+    """The LLM is offered where it can run here; the extractive composer always."""
+    return ["llm", "extractive"] if engine.assistant.llm_notice() is None else ["extractive"]
 
 
 def build_ui(engine: Engine, settings: Settings):
@@ -343,9 +353,13 @@ def build_ui(engine: Engine, settings: Settings):
                 gr.Examples(EXAMPLES, inputs=box, label="示例 Examples")
             with gr.Column(scale=1, min_width=260, elem_id="pq-side"):
                 k = gr.Slider(1, 20, value=settings.retrieval.k, step=1, label="检索段落数 Passages (k)")
-                choices = generator_choices(settings)
-                generator = gr.Radio(choices, label="生成方式 Generator",
-                                     value=settings.qa.generator if settings.qa.generator in choices else choices[0])
+                choices = generator_choices(engine)
+                default = engine.assistant.generator_name()
+                generator = gr.Radio(choices, label="生成方式 Generator", elem_id="pq-generator",
+                                     value=default if default in choices else choices[0])
+                notice = engine.assistant.llm_notice()
+                if notice:
+                    gr.Markdown(f"<small>{render.esc(notice)}</small>", elem_id="pq-llm-notice")
                 show_scores = gr.Checkbox(False, label="显示检索分数 Show retrieval scores", elem_id="pq-scores")
                 files = gr.File(file_count="multiple", type="filepath", elem_id="pq-upload",
                                 label="添加文件 Add documents (.txt .md .html .pdf .docx)")
@@ -462,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = create_app(engine, settings)
+    notice = engine.assistant.llm_notice()
+    print(f"answers: {'LLM (' + settings.qa.llm_model + ')' if notice is None else 'extractive — ' + notice}",
+          flush=True)
     engine.warm_up_in_background()  # after Gradio is set up (it patches tqdm for its progress bars)
     print(f"{engine.stats()}; ready in {time.perf_counter() - started:.1f}s", flush=True)
     print(f"Running on http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}", flush=True)

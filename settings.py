@@ -115,7 +115,8 @@ class RetrievalSettings:
     route_mode: str = "boost"
     route_weight: float = 1.0
     # a question naming two or more documents separately (a comparison) gets the best passage
-    # of each named document (group) at the top of its list
+    # of each named document (group) at the top of its list; a comparison naming one side only
+    # ("Sichuan's target compared with the national figure") the best of it and of the rest
     route_compare: bool = True
 
 
@@ -137,6 +138,7 @@ class QASettings:
     llm_passages: int = 5
     llm_passage_sentences: int = 2
     llm_passage_chars: int = 160
+    rewrite_max_tokens: int = 48  # a follow-up rewritten by the LLM (when the rules can only join it)
     max_answer_chars: int = 200  # only a single whole sentence may exceed it
     max_sentences: int = 4
     mmr_lambda: float = 0.7  # relevance vs. novelty when picking answer sentences

@@ -7,6 +7,7 @@
 
 from .assistant import GENERATORS, Assistant
 from .generator import Draft, Evidence, Generator, GeneratorError
-from .records import Answer, Citation
+from .records import Answer, Citation, Sources
 
-__all__ = ["GENERATORS", "Answer", "Assistant", "Citation", "Draft", "Evidence", "Generator", "GeneratorError"]
+__all__ = ["GENERATORS", "Answer", "Assistant", "Citation", "Draft", "Evidence", "Generator", "GeneratorError",
+           "Sources"]

@@ -32,7 +32,7 @@ from .followup import FollowUpRewriter
 from .generator import Draft, Evidence, Generator
 from .llm import ModelRefused, llm_unavailable
 from .language import UNSUPPORTED, message, question_language
-from .records import Answer
+from .records import Answer, Sources
 from .refusal import EvidenceSignal, RefusalJudge, content_terms
 from .sentence_vectors import SentenceVectors
 
@@ -83,8 +83,11 @@ class Assistant:
         return answer
 
     def stream(self, question: str, history: Any = None, k: int | None = None,
-               generator: str | None = None) -> Iterator[str | Answer]:
-        """Yield the answer text in pieces, then the ``Answer`` (its text == the pieces joined)."""
+               generator: str | None = None, sources: bool = False) -> Iterator[str | Sources | Answer]:
+        """Yield the answer text in pieces, then the ``Answer`` (its text == the pieces joined).
+
+        With ``sources=True`` the passages being read come first, as one ``Sources``, as soon
+        as they are retrieved (the app shows them while the LLM is still writing)."""
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         question = question if isinstance(question, str) else ""
@@ -107,6 +110,16 @@ class Assistant:
             note = message("truncated", lang, n=cfg.max_question_chars) + "\n"
         rewrite = self.rewriter.rewrite(asked, history)
         query = rewrite.query
+        name = self.generator_name(generator)
+        if rewrite.method == "joined" and name == "llm":  # the rules could only join the two questions
+            llm = self._llm_generator()
+            if llm is not None:
+                t0 = time.perf_counter()
+                try:
+                    query = llm.rewrite_followup(rewrite.previous, asked) or query
+                except Exception as exc:  # noqa: BLE001 - the rules' query is still there
+                    log.warning("LLM follow-up rewrite failed (%s: %s)", exc.__class__.__name__, exc)
+                timings["rewrite"] = time.perf_counter() - t0
         comparison = is_comparison(asked)
 
         t0 = time.perf_counter()
@@ -120,6 +133,9 @@ class Assistant:
             yield from self._message(question, "empty", lang, t_start, query=query)
             return
         timings["retrieve"] = time.perf_counter() - t0
+        if sources:
+            yield Sources(hits=hits[: self.retriever.settings.retrieval.k] if hits else [], query=query,
+                          generator=name)
         t0 = time.perf_counter()
         evidence = Evidence(query, lang, hits, query_vector, comparison)
         candidates = self.extractive.candidates(evidence)
@@ -128,7 +144,6 @@ class Assistant:
         best = candidates.best
         signal = self.judge.signal(query, lang, hits[: self.retriever.settings.retrieval.k],
                                    best.cosine if best else 0.0)
-        name = self.generator_name(generator)
         llm = self._llm_generator() if name == "llm" and hits else None
         if llm is not None:
             t0 = time.perf_counter()
@@ -198,12 +213,19 @@ class Assistant:
 
     # -- stages -----------------------------------------------------------------------
     def _retrieve(self, query: str, k: int | None, comparison: bool, query_vector) -> list[Hit]:
-        hits = self.retriever.search(query, k=k, query_vector=query_vector)
+        # an English question's Chinese rendering and the documents the question names: once
+        # for both searches (retriever/translate.py, retriever/routing.py)
+        translation = self.retriever.translate(query)
+        route = self.retriever.route(query, translation.text)
+        hits = self.retriever.search(query, k=k, query_vector=query_vector, translation=translation, route=route)
         docs = list(dict.fromkeys(h.doc_id for h in hits))
-        wanted = self.settings.qa.comparison_docs
+        wanted = max(self.settings.qa.comparison_docs, len(route.groups))
         if comparison and hits and len(docs) < wanted:
-            others = [d for d in self.retriever.documents if d not in docs]
-            extra = (self.retriever.search(query, k=wanted - len(docs), doc_ids=others, query_vector=query_vector)
+            # the named documents still missing first, else any other document
+            others = ([d for d in route.doc_ids if d not in docs]
+                      or [d for d in self.retriever.documents if d not in docs])
+            extra = (self.retriever.search(query, k=wanted - len(docs), doc_ids=others, query_vector=query_vector,
+                                           translation=translation, route=route)
                      if others else [])
             hits = hits + [h for h in extra if h.doc_id not in docs]
         return hits
@@ -255,6 +277,10 @@ class Assistant:
         yield Answer(question=question, text="".join(emitted), citations=builder.citations(),
                      query=evidence.question, generator=draft.generator, timings=timings,
                      checks=draft.checks, signals=signal.as_dict())
+
+    def load_llm(self) -> bool:
+        """Load the LLM now (it is shared by every Assistant of the process); False if it cannot."""
+        return self._llm_generator() is not None
 
     def _llm_generator(self) -> Generator | None:
         with self._llm_lock:

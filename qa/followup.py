@@ -39,6 +39,9 @@ class Rewrite:
     query: str  # what is searched
     rewritten: bool  # False when the question was already self-contained
     previous: str = ""  # the (rewritten) previous question the rewrite drew on
+    # "slot": the follow-up's term took the place of one of the same kind (a clean query);
+    # "joined": it was only put beside the previous question (a model may do better)
+    method: str = ""
 
 
 def user_turns(history: Any) -> list[str]:
@@ -93,9 +96,10 @@ class FollowUpRewriter:
             short = len(question.split()) <= self.max_chars // 3
         entity = _elided_entity(question) if short else ""
         if entity:
-            return Rewrite(_fill_slot(previous, entity), True, previous)
+            filled = _fill_slot(previous, entity)
+            return Rewrite(filled, True, previous, "joined" if filled == f"{previous} {entity}" else "slot")
         if (short and _PRONOUN.search(question)) or not self.content_terms(question):
-            return Rewrite(f"{previous} {question}", True, previous)
+            return Rewrite(f"{previous} {question}", True, previous, "joined")
         return Rewrite(question, False)
 
 

@@ -40,7 +40,7 @@ from .gguf_files import PACKAGED, ModelFileError, installed, resolve
 from .grounding import Grounder, figures
 from .injection import overlaps_flagged
 from .markers import MarkerFilter, SentenceGate
-from .prompt import JUDGE, Excerpt, Prompt, build_prompt
+from .prompt import JUDGE, Excerpt, Prompt, build_prompt, rewrite_prompt
 from .sentences import split_passage
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,20 @@ class LLMGenerator:
         reading = self.reading(evidence)
         score, _ = self.runtime.yes_no(reading.prompt.with_task(JUDGE))
         return score
+
+    # -- short completions ---------------------------------------------------------------
+    def rewrite_followup(self, previous: str, question: str) -> str | None:
+        """The follow-up as one self-contained question, or None when the model's line is
+        unusable (empty, another language, far longer than both questions together)."""
+        from .language import question_language
+
+        text = "".join(self.runtime.stream(rewrite_prompt(previous, question), self.cfg.rewrite_max_tokens))
+        line = next((ln.strip().strip("\"“”'`") for ln in text.splitlines() if ln.strip()), "")
+        if (not line or "<" in line or len(line) > 2 * (len(previous) + len(question))
+                or question_language(line) != question_language(question)):
+            log.info("LLM follow-up rewrite not used: %r", text)
+            return None
+        return line
 
     # -- answer -----------------------------------------------------------------------
     def generate(self, evidence: Evidence, builder: CitationBuilder | None = None) -> Iterator[Piece]:

@@ -108,3 +108,13 @@ def build_prompt(question: str, excerpts: list[Excerpt], lang: str, max_chars: i
     context = f"{fence_passages(excerpts)}\n\n<question>\n{escape(question)}\n</question>"
     task = ANSWER.format(language=language, max_chars=max_chars) + (_ENGLISH_NOTE if lang == EN else "")
     return Prompt(SYSTEM, context, task)
+
+
+REWRITE_SYSTEM = ("You rewrite a follow-up question from a chat about Chinese policy documents into one "
+                  "self-contained question. Keep the follow-up's language. Output only the rewritten question.")
+
+
+def rewrite_prompt(previous: str, question: str) -> Prompt:
+    """Ask for a follow-up as a self-contained question (when the rules could only join them)."""
+    context = (f"<previous>\n{escape(previous)}\n</previous>\n<follow-up>\n{escape(question)}\n</follow-up>")
+    return Prompt(REWRITE_SYSTEM, context, "Self-contained question:")

@@ -28,3 +28,12 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     checks: dict[str, int] = field(default_factory=dict)  # LLM grounding: sentences kept, repaired, dropped
     signals: dict = field(default_factory=dict)  # the refusal judge's evidence signals (for inspection)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The passages an answer is being written from, sent ahead of the answer's text."""
+
+    hits: list[Hit]
+    query: str = ""
+    generator: str = ""  # the generator that will write the answer

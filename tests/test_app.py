@@ -85,6 +85,15 @@ def test_pending_and_user_messages_are_escaped():
     assert render.render_user("a<b>\nc") == "a&lt;b&gt;<br>c"
 
 
+def test_pending_answer_lists_the_passages_being_read_escaped():
+    from qa import Sources
+
+    html = render.render_pending("", Sources(hits=[make_hit(), make_hit(chunk_id="d.txt#2", start=40, end=50)]))
+    assert "正在阅读 Reading 2 passages" in html and html.count("/source/d.txt?start=") == 2
+    assert "<script" not in html and "&lt;script" in html
+    assert "pq-reading" not in render.render_pending("部分")
+
+
 def test_answer_json_is_plain_data():
     cit = Citation(n=1, hit=make_hit(), quote="引文", quote_start=12, quote_end=20)
     data = render.answer_json(answer_with("答案[1]", [cit], query="q2", related=[make_hit()]))
@@ -195,6 +204,17 @@ def test_answer_about_markup_document_is_escaped(engine):
     related = answer.related if answer.refused else []
     assert any(c.hit.doc_id == "evil.txt" for c in cited) or any(h.doc_id == "evil.txt" for h in related)
     assert "&lt;script&gt;" in html
+
+
+def test_chat_shows_the_passages_before_the_answer(engine):
+    import app
+
+    respond = app.make_handlers(engine)[0]
+    states = [chat[-1]["content"] for _, _, chat in respond(EVIL_QUESTION, [], 5, "extractive", False)]
+    reading = next(i for i, html in enumerate(states) if "pq-reading" in html)
+    answered = next(i for i, html in enumerate(states) if "pq-sources" in html or "pq-refusal" in html)
+    assert reading < answered and "pq-reading" not in states[-1]  # the final answer lists its own sources
+    assert "pq-streaming" in states[reading]
 
 
 def test_upload_adds_document_and_reports_skipped(engine, tmp_path):

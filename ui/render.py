@@ -80,10 +80,19 @@ def link_markers(escaped_text: str, urls: dict[int, str]) -> str:
     return MARKER.sub(repl, escaped_text)
 
 
-def render_pending(partial: str) -> str:
-    """The answer while it streams: plain escaped text; links are added once it is complete."""
+def render_pending(partial: str, reading=None) -> str:
+    """The answer while it streams: plain escaped text (links are added once it is complete),
+    above the passages being read, which are shown as soon as they are retrieved."""
     body = esc_lines(partial) if partial else '<span class="pq-wait">…</span>'
-    return f'<div class="pq-answer pq-streaming">{body}</div>'
+    html = f'<div class="pq-answer pq-streaming">{body}</div>'
+    if reading is not None and reading.hits:
+        items = []
+        for hit in reading.hits:
+            head = _link(source_url(hit.doc_id, hit.start, hit.end), esc(hit.title or hit.doc_id), "pq-src")
+            items.append(f"<li>{_source_item(head, hit, _shorten(hit.text, 160), False)}</li>")
+        html += (f'<div class="pq-reading"><div class="pq-label">正在阅读 Reading {len(reading.hits)} passages'
+                 f'</div><ul>{"".join(items)}</ul></div>')
+    return html
 
 
 def _source_item(head: str, hit, quote: str, show_scores: bool) -> str:
@@ -173,6 +182,7 @@ def answer_json(answer) -> dict:
         "refused": answer.refused,
         "query": answer.query,
         "generator": answer.generator,
+        "checks": dict(getattr(answer, "checks", {}) or {}),
         "sources": sources,
         "related": related,
         "timings": dict(answer.timings),

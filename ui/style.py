@@ -21,10 +21,10 @@ CSS = """
 .pq-answer { line-height: 1.7; overflow-wrap: anywhere; }
 .pq-streaming { opacity: .85; }
 a.pq-cite { text-decoration: none; font-size: .8em; vertical-align: super; padding: 0 1px; font-weight: 600; }
-.pq-sources, .pq-related { margin-top: .6em; padding-top: .4em; border-top: 1px solid var(--border-color-primary); font-size: .92em; }
+.pq-sources, .pq-related, .pq-reading { margin-top: .6em; padding-top: .4em; border-top: 1px solid var(--border-color-primary); font-size: .92em; }
 .pq-label { font-weight: 600; color: var(--body-text-color-subdued); margin-bottom: .2em; }
-.pq-sources ol, .pq-related ul { margin: 0; padding-left: 1.4em; }
-.pq-sources li, .pq-related li { margin: .35em 0; overflow-wrap: anywhere; }
+.pq-sources ol, .pq-related ul, .pq-reading ul { margin: 0; padding-left: 1.4em; }
+.pq-sources li, .pq-related li, .pq-reading li { margin: .35em 0; overflow-wrap: anywhere; }
 a.pq-src { font-weight: 600; }
 .pq-section { color: var(--body-text-color-subdued); font-size: .9em; }
 blockquote.pq-quote { margin: .2em 0 .1em 0; padding: .1em .6em; border-left: 3px solid #f0c000;
