@@ -114,7 +114,8 @@ class ExtractiveComposer:
             sims = candidates.vectors[[s.row for s in rest]] @ candidates.vectors[[s.row for s in chosen]].T
             mmr = [lam * s.relevance - (1 - lam) * float(sim.max()) for s, sim in zip(rest, sims)]
             pick = rest.pop(int(np.argmax(mmr)))
-            if any(pick.sentence.text == s.sentence.text or _across_flagged(pick, s) for s in chosen):
+            if any(pick.sentence.text == s.sentence.text or _across_flagged(pick, s) or _same_row(pick, s)
+                   for s in chosen):
                 continue
             if used + len(pick.sentence.text) > self.cfg.max_answer_chars:
                 continue  # too long for what is left; a shorter one may still fit
@@ -156,6 +157,23 @@ def _across_flagged(a: Scored, b: Scored) -> bool:
     x, y = a.sentence, b.sentence
     return (x.hit.chunk_id == y.hit.chunk_id
             and overlaps_flagged(x.hit.text, min(x.start, y.start), max(x.end, y.end)) is not None)
+
+
+def _doc_span(unit: Sentence) -> tuple[int, int]:
+    """Where a sentence lies in its document; a table-row passage renders its row: all of it."""
+    if getattr(unit.hit, "kind", "text") == "table_row":
+        return unit.hit.start, unit.hit.end
+    return unit.doc_start, unit.doc_end
+
+
+def _same_row(a: Scored, b: Scored) -> bool:
+    """A table row's rendering and the same row as a text passage has it: one fact, quoted once."""
+    x, y = a.sentence, b.sentence
+    kinds = {getattr(x.hit, "kind", "text"), getattr(y.hit, "kind", "text")}
+    if x.hit.doc_id != y.hit.doc_id or "table_row" not in kinds or len(kinds) == 1:
+        return False
+    (xs, xe), (ys, ye) = _doc_span(x), _doc_span(y)
+    return xs < ye and ys < xe
 
 
 def _top_documents(evidence: Evidence, n: int) -> list[str]:

@@ -315,3 +315,14 @@ def test_rows_of_one_document_do_not_fill_the_list(retriever):
     for query in ["2020 2025", "What target does the plan set for 2025?", "十四五 信息化 主要指标"]:
         hits = retriever.search(query, k=10)
         assert sum(h.kind == TABLE_ROW for h in hits) <= cap, query
+
+
+def test_extractive_answer_quotes_the_row_once(retriever, settings):
+    from qa import Assistant
+
+    assistant = Assistant(retriever, settings.override("qa", generator="extractive", sentence_cache_dir=""))
+    answer = assistant.ask("十四五期间数字经济核心产业增加值占GDP比重的目标是多少？")
+    rows = [c for c in answer.citations if c.hit.kind == TABLE_ROW]
+    assert rows and "2025年 10" in rows[0].quote, answer.text
+    assert (rows[0].quote_start, rows[0].quote_end) == (rows[0].hit.start, rows[0].hit.end)
+    assert "7.8 10 预期性" not in answer.text  # the same row, flattened in a text passage, is not quoted again
