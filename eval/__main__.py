@@ -1,7 +1,8 @@
-"""``python -m eval QUESTIONS.jsonl --index DIR --out DIR [--k 10] [--configs bm25,dense,hybrid] [--no-answers]``
+"""``python -m eval QUESTIONS.jsonl --index DIR --out DIR [--k 10] [--configs bm25,dense,hybrid] [--no-answers] [--generators extractive,llm]``
 
 Runs every question through each retrieval configuration (and through the QA stage when
-``qa`` is importable), then writes results.jsonl, summary.json, report.md and a chart.
+``qa`` is importable, once per answer generator), then writes results.jsonl, summary.json,
+report.md and a chart. The LLM generator is skipped, with the reason, where it cannot run.
 Malformed question lines are reported on stderr with their line number and skipped.
 Exit status: 0 when the report was written (1 with --strict if a line was skipped),
 2 when the question file or the index cannot be opened, 3 when --gate finds a metric
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--configs", help="retrieval configurations compared, comma-separated (default bm25,dense,hybrid)")
     parser.add_argument("--answers", action=argparse.BooleanOptionalAction, default=None,
                         help="score answers with the qa stage (default: on when qa is importable)")
+    parser.add_argument("--generators",
+                        help="answer generators scored side by side, comma-separated: extractive,llm "
+                             "(default EvalSettings.generators, extractive)")
     parser.add_argument("--limit", type=int, help="only the first N valid questions (quick runs)")
     parser.add_argument("--config", help="TOML settings file")
     parser.add_argument("--gate", nargs="?", const="", metavar="TOML",
@@ -46,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         options = EvalOptions.from_settings(
             settings, k=args.k, answers=args.answers,
             configs=parse_list(args.configs) if args.configs else None,
+            generators=parse_list(args.generators) if args.generators else None,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -79,11 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     print(retrieval_overall_table(result.summary))
     answers = result.summary["answers"]
     if answers:
-        o = answers["overall"]
         fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"answers ({answers['config']}): key recall {fmt(o['key_recall'])}, citations correct "
-              f"{fmt(o['citation_correct'])}, refusal accuracy {fmt(o['refusal_accuracy'])}, "
-              f"false refusals {fmt(o['false_refusal_rate'])}")
+        for name, block in answers["generators"].items():
+            o = block["overall"]
+            print(f"answers ({answers['config']}, {name}): key recall {fmt(o['key_recall'])}, citations correct "
+                  f"{fmt(o['citation_correct'])}, refusal accuracy {fmt(o['refusal_accuracy'])}, "
+                  f"false refusals {fmt(o['false_refusal_rate'])}, ungrounded-figure sentences "
+                  f"{o['ungrounded_figure_sentences'] if o['ungrounded_figure_sentences'] is not None else '–'}, "
+                  f"English in English {fmt(o['english_in_english'])}, first text p50 "
+                  f"{fmt(o['first_text_p50_s'])} s, full answer p50 {fmt(o['total_p50_s'])} s")
+        for name, why in answers["skipped"].items():
+            print(f"answers ({name}): skipped — {why}")
     else:
         print(f"answers not scored: {result.summary['answers_skipped']}")
     print(f"report: {paths[REPORT]} (and {', '.join(p.name for n, p in paths.items() if n != REPORT)} in {Path(args.out)})")
@@ -91,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.gate is not None:
         from .gate import check_gate, load_gate
 
+        if answers and answers["gated"] != "extractive":
+            print(f"gate: answer floors are for the extractive generator; checking {answers['gated']}",
+                  file=sys.stderr)
         failures = check_gate(result.summary, load_gate(args.gate or settings.eval.gate_file))
         for failure in failures:
             print(f"gate: {failure}", file=sys.stderr)

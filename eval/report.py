@@ -73,13 +73,104 @@ def latency_table(summary: dict) -> str:
     return _table(header, rows)
 
 
+def _s(value) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _count(value) -> str:
+    return "–" if value is None else str(value)
+
+
+# The issue's targets for the LLM generator: (metric row, text, check on the overall block)
+TARGETS = {
+    "key_recall": ("≥ 85 %", lambda o: o["key_recall"] is not None and o["key_recall"] >= 0.85),
+    "ungrounded": ("0", lambda o: o.get("ungrounded_figure_sentences") == 0),
+    "refusal_accuracy": ("≥ 85 % at ≤ 5 % false refusals",
+                         lambda o: (o["refusal_accuracy"] is not None and o["refusal_accuracy"] >= 0.85
+                                    and o["false_refusal_rate"] is not None and o["false_refusal_rate"] <= 0.05)),
+    "false_refusal_rate": ("≤ 5 %", lambda o: o["false_refusal_rate"] is not None and o["false_refusal_rate"] <= 0.05),
+    "english": ("≥ 95 %", lambda o: o.get("english_in_english") is not None and o["english_in_english"] >= 0.95),
+    "first_text": ("p50 ≤ 4 s", lambda o: o.get("first_text_p50_s") is not None and o["first_text_p50_s"] <= 4.0),
+    "total": ("p50 ≤ 8 s", lambda o: o.get("total_p50_s") is not None and o["total_p50_s"] <= 8.0),
+}
+
+
+def _answer_metric_rows(block: dict) -> list[tuple[str, str | None, str]]:
+    """(label, target key, cell) for one generator's block."""
+    o = block["overall"]
+    shares = ("n/a (every sentence is a quote)" if o.get("llm_sentences") is None else
+              f"{_pct(o['grounded_share'])} / {_pct(o['repaired_share'])} / {_pct(o['dropped_share'])} "
+              f"(of {o['llm_sentences']})")
+    figures = ("–" if o.get("ungrounded_figure_sentences") is None else
+               f"{o['ungrounded_figure_sentences']} of {o['figure_sentences']} with a figure "
+               f"({o['sentences_checked']} sentences)")
+    english = "–" if not o.get("n_english_answered") else f"{_pct(o['english_in_english'])} (of {o['n_english_answered']})"
+    by = o.get("answered_by") or {}
+    return [
+        ("answers", None, _count(o["n"])),
+        ("answer-key recall", "key_recall", _pct(o["key_recall"])),
+        ("answer-key recall, refusals left out", None, _pct(o.get("key_recall_answered"))),
+        ("citations correct (all)", None, _pct(o["citation_correct"])),
+        ("≥1 citation supports", None, _pct(o.get("citation_any"))),
+        ("citation precision", None, _pct(o.get("citation_precision"))),
+        ("refusal accuracy", "refusal_accuracy", _pct(o["refusal_accuracy"])),
+        ("false refusals", "false_refusal_rate", _pct(o["false_refusal_rate"])),
+        ("LLM sentences grounded / repaired / dropped", None, shares),
+        ("LLM answers stopped at the time limit", None, _count(o.get("timed_out")) if o.get("llm_sentences") is not None else "n/a"),
+        ("sentences with an ungrounded figure", "ungrounded", figures),
+        ("English questions answered in English", "english", english),
+        ("first text p50 / p95 (s)", "first_text", f"{_s(o.get('first_text_p50_s'))} / {_s(o.get('first_text_p95_s'))}"),
+        ("full answer p50 / p95 (s)", "total", f"{_s(o.get('total_p50_s'))} / {_s(o.get('total_p95_s'))}"),
+        ("answered by", None, ", ".join(f"{k} {v}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])) or "–"),
+        ("fell back to extractive", None, _count(o.get("fell_back"))),
+        ("errors", None, _count(block.get("errors"))),
+    ]
+
+
+def answers_side_by_side(answers: dict) -> str:
+    """Metric rows, one column per generator; the issue's targets next to the LLM column
+    (✓/✗ when the LLM was scored)."""
+    blocks = answers.get("generators") or {"answers": answers}
+    names = list(blocks)
+    columns = {name: _answer_metric_rows(block) for name, block in blocks.items()}
+    first = columns[names[0]]
+    llm = blocks.get("llm")
+    header = ["metric"]
+    for name in names:
+        header.append(name)
+        if name == "llm":
+            header.append("target (llm)")
+    if llm is None:
+        header.append("target (llm)")
+    rows = []
+    for i, (label, target_key, _) in enumerate(first):
+        target = ""
+        if target_key is not None:
+            text, check = TARGETS[target_key]
+            target = text + ((" ✓" if check(llm["overall"]) else " ✗") if llm is not None else "")
+        row = [label]
+        for name in names:
+            row.append(columns[name][i][2])
+            if name == "llm":
+                row.append(target)
+        if llm is None:
+            row.append(target)
+        rows.append(row)
+    return _table(header, rows)
+
+
 def answer_tables(answers: dict) -> str:
+    """One generator's block: groups as rows."""
     def row(name: str, b: dict) -> list[str]:
+        english = "–" if not b.get("n_english_answered") else _pct(b.get("english_in_english"))
         return [name, b["n"], _pct(b["key_recall"]), _pct(b["citation_correct"]), _pct(b.get("citation_any")),
-                _pct(b.get("citation_precision")), _pct(b["refusal_accuracy"]), _pct(b["false_refusal_rate"])]
+                _pct(b.get("citation_precision")), _pct(b["refusal_accuracy"]), _pct(b["false_refusal_rate"]),
+                _count(b.get("ungrounded_figure_sentences")), english, _s(b.get("first_text_p50_s")),
+                _s(b.get("total_p50_s"))]
 
     header = ["group", "n", "answer-key recall", "citations correct (all)", "≥1 citation supports",
-              "citation precision", "refusal accuracy", "false refusals"]
+              "citation precision", "refusal accuracy", "false refusals", "ungrounded-figure sentences",
+              "English in English", "first text p50 s", "full answer p50 s"]
     rows = [row("overall", answers["overall"])]
     rows += [row(f"type: {g}", b) for g, b in answers["by_type"].items()]
     rows += [row(f"lang: {g}", b) for g, b in answers["by_lang"].items()]
@@ -129,13 +220,38 @@ def markdown(result: EvalResult) -> str:
         "",
     ]
     if s["answers"]:
-        out += [f"## Answers ({s['answers']['config']} retrieval)", "",
+        answers = s["answers"]
+        out += [f"## Answers ({answers['config']} retrieval)", "",
                 "answer-key recall: share of answer keys in the answer text (refusals score 0); citations "
                 "correct (all): share of non-refused answers to answerable questions whose every citation holds an "
                 "evidence span (no citation = incorrect); ≥1 citation supports: at least one does; citation "
                 "precision: share of all their citations that do (evidence spans are minimal, so these are lower "
                 "bounds); refusal accuracy: share of unanswerable questions refused; false refusals: share "
-                "of answerable questions refused.", "", answer_tables(s["answers"]), ""]
+                "of answerable questions refused. LLM sentences: the grounding check's outcome for every sentence "
+                "the LLM wrote (kept as written / re-cited / dropped), from `Answer.checks`. Ungrounded figure: "
+                "an answer sentence (of a shown answer) with a figure that no passage it cites holds "
+                "(`qa.grounding.figures`, values compared). English in English: non-refused answers to English "
+                "questions whose own text is English. First text: from the question to the first answer text "
+                "shown (`first_text`, else `total`); full answer: `total`; both over every answer. "
+                f"`eval/gate.py` checks the {answers.get('gated', 'extractive')} answers.", ""]
+        for name, why in (answers.get("skipped") or {}).items():
+            out += [f"- **{name}: skipped** — {why}"]
+        for name, block in (answers.get("generators") or {}).items():
+            if block.get("notice"):
+                out += [f"- {name}: {block['notice']}"]
+        if answers.get("checks_unavailable"):
+            out += [f"- {answers['checks_unavailable']}"]
+        out += ["", answers_side_by_side(answers), ""]
+        for name, block in (answers.get("generators") or {"answers": answers}).items():
+            out += [f"### {name}: by question type and language", "", answer_tables(block), ""]
+            flagged = [(r["id"], u) for r in result.rows for u in
+                       (((r.get("answers") or {}).get(name) or {}).get("figure_check") or {}).get("ungrounded", [])]
+            if flagged:
+                out += [f"Sentences with an ungrounded figure ({name}, {len(flagged)}):", ""]
+                out += [f"- {qid}: {u['sentence']} — not in the cited passage(s) {u['cites'] or '(none cited)'}: "
+                        f"{', '.join(u['missing'])}" for qid, u in flagged[:30]]
+                out += ["- …"] if len(flagged) > 30 else []
+                out.append("")
     else:
         out += ["## Answers", "", f"not scored: {s['answers_skipped']}", ""]
     for mode in opts["configs"]:
@@ -194,13 +310,18 @@ def chart(result: EvalResult, path: Path) -> None:
 
     if s["answers"]:
         ax = axes[2]
-        o = s["answers"]["overall"]
-        names = ["key recall", "citations ok", "refusal acc.", "false refusal"]
-        values = [o["key_recall"], o["citation_correct"], o["refusal_accuracy"], o["false_refusal_rate"]]
-        bars = ax.bar(names, [v or 0.0 for v in values], color=["C0", "C1", "C2", "C3"])
-        ax.bar_label(bars, labels=["n/a" if v is None else f"{v:.2f}" for v in values], fontsize=8)
-        ax.set_ylim(0, 1.08)
+        blocks = s["answers"].get("generators") or {"answers": s["answers"]}
+        names = ["key recall", "citations ok", "refusal acc.", "false refusal", "EN in EN"]
+        keys = ["key_recall", "citation_correct", "refusal_accuracy", "false_refusal_rate", "english_in_english"]
+        width = 0.8 / len(blocks)
+        for i, (gen, block) in enumerate(blocks.items()):
+            values = [block["overall"].get(k) for k in keys]
+            bars = ax.bar([x + i * width for x in range(len(names))], [v or 0.0 for v in values], width, label=gen)
+            ax.bar_label(bars, labels=["n/a" if v is None else f"{v:.2f}" for v in values], fontsize=7)
+        ax.set_xticks([x + width * (len(blocks) - 1) / 2 for x in range(len(names))], names)
+        ax.set_ylim(0, 1.12)
         ax.set_title(f"Answers ({s['answers']['config']})")
+        ax.legend(loc="upper right", fontsize=8, ncol=len(blocks))
         ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

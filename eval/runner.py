@@ -2,8 +2,10 @@
 
 For every question and every retrieval configuration (``bm25``, ``dense``, ``hybrid``)
 the top-k passages are retrieved and each is checked for the question's evidence spans
-(``eval.normalize.contains_span``). Answers are generated once, with
-``EvalSettings.answer_mode`` (hybrid), when the ``qa`` stage can be imported.
+(``eval.normalize.contains_span``). Answers are generated with ``EvalSettings.answer_mode``
+(hybrid) when the ``qa`` stage can be imported, once per generator listed in
+``EvalSettings.generators`` (extractive, llm), and scored per generator side by side; the
+LLM is skipped, with its reason recorded, where ``Assistant.llm_notice()`` says it cannot run.
 
 Unanswerable questions are left out of the retrieval metrics (they have no evidence);
 they count for the refusal metrics of the answers.
@@ -25,10 +27,12 @@ from tqdm import tqdm
 from settings import Settings
 
 from . import metrics
-from .normalize import normalize
+from .normalize import normalize, strip_citation_marks
 from .schema import LineError, Question
 
 MODES = ("bm25", "dense", "hybrid")
+GENERATORS = ("extractive", "llm")
+GATED_GENERATOR = "extractive"  # the generator whose answers eval/gate.py checks
 
 
 @dataclass
@@ -40,6 +44,7 @@ class EvalOptions:
     partial: float = 0.8
     answer_mode: str = "hybrid"
     answers: bool | None = None  # None: score answers when ``qa`` is importable
+    generators: tuple[str, ...] = ("extractive",)  # answer generators compared side by side
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> "EvalOptions":
@@ -51,6 +56,7 @@ class EvalOptions:
             mrr_k=cfg.mrr_k,
             partial=cfg.partial_span,
             answer_mode=cfg.answer_mode,
+            generators=parse_list(cfg.generators),
         )
         for key, value in overrides.items():
             if value is not None:
@@ -64,6 +70,9 @@ class EvalOptions:
             raise ValueError(f"unknown retrieval configuration(s) {unknown}; use {', '.join(MODES)}")
         if self.answer_mode not in MODES:
             raise ValueError(f"unknown answer mode {self.answer_mode!r}")
+        unknown = [g for g in self.generators if g not in GENERATORS]
+        if unknown or not self.generators:
+            raise ValueError(f"unknown answer generator(s) {unknown}; use {', '.join(GENERATORS)}")
         if self.k <= 0:
             raise ValueError(f"k must be positive, got {self.k}")
         if not 0 < self.partial <= 1:
@@ -99,6 +108,21 @@ def load_assistant_class() -> tuple[type | None, str | None]:
     except Exception as exc:  # noqa: BLE001 - a half-written qa must not break retrieval eval
         return None, f"qa failed to import ({exc.__class__.__name__}: {exc})"
     return Assistant, None
+
+
+def load_answer_checks() -> tuple[Callable[[str], Sequence[str]] | None, Callable[[str], str] | None, str | None]:
+    """(``qa.grounding.figures``, ``qa.language.question_language``, why one is missing or None)."""
+    figures = language = None
+    reasons = []
+    try:
+        from qa.grounding import figures  # noqa: PLC0415 - optional, written alongside the eval
+    except Exception as exc:  # noqa: BLE001
+        reasons.append(f"figure check unavailable: qa.grounding.figures ({exc.__class__.__name__}: {exc})")
+    try:
+        from qa.language import question_language as language  # noqa: PLC0415
+    except Exception as exc:  # noqa: BLE001
+        reasons.append(f"answer language unavailable: qa.language ({exc.__class__.__name__}: {exc})")
+    return figures, language, "; ".join(reasons) or None
 
 
 def _clean_nan(value: Any) -> Any:
@@ -156,16 +180,29 @@ def retrieve_one(retriever, question: Question, mode: str, options: EvalOptions)
         all_docs_rank=metrics.all_docs_rank(doc_ids, flags, question.docs) if question.answerable else None,
         timings=timings,
         error=error,
-        answer=None,
+        answers={},  # generator -> scored answer, on the answer configuration's rows
     )
     return row
 
 
-def answer_one(assistant, question: Question, options: EvalOptions) -> dict:
-    """Ask one question and score the answer."""
+def answer_one(
+    assistant,
+    question: Question,
+    options: EvalOptions,
+    generator: str = "extractive",
+    *,
+    figures: Callable[[str], Sequence[str]] | None = None,
+    language: Callable[[str], str] | None = None,
+) -> dict:
+    """Ask one question with one generator and score the answer.
+
+    ``figures`` (``qa.grounding.figures``) and ``language`` (``qa.language.question_language``)
+    drive the figure check and the answer-language check of a shown (non-refused) answer;
+    either may be None (check not done, its fields None).
+    """
     started = time.perf_counter()
     try:
-        ans = assistant.ask(question.question)
+        ans = assistant.ask(question.question, generator=generator)
         error = None
     except Exception as exc:  # noqa: BLE001
         ans, error = None, f"{exc.__class__.__name__}: {exc}"
@@ -173,15 +210,27 @@ def answer_one(assistant, question: Question, options: EvalOptions) -> dict:
     if ans is None:
         return {"text": "", "citations": [], "refused": False, "timings": {"wall": wall}, "error": error,
                 "key_recall": 0.0 if question.answerable else None, "citations_ok": False,
-                "n_citations": 0, "n_supported": 0}
+                "n_citations": 0, "n_supported": 0, "requested": generator, "generator": None, "checks": {},
+                "answer_lang": None, "figure_check": None, "first_text_s": None, "total_s": None}
     citations = list(getattr(ans, "citations", []) or [])
     cited_texts = [_evidence_text(getattr(assistant, "retriever", None), c.hit) for c in citations]
     support = metrics.evidence_flags(cited_texts, question.evidence, options.partial)
     timings = {k: float(v) for k, v in (getattr(ans, "timings", {}) or {}).items() if isinstance(v, (int, float))}
     timings["wall"] = wall
+    total_s = timings.get("total", wall)
+    text = ans.text or ""
+    refused = bool(ans.refused)
+    figure_check = answer_lang = figure_error = None
+    if not refused and figures is not None:
+        try:  # the passages as cited (what the reader sees), not the evidence texts above
+            figure_check = metrics.figure_check(text, {c.n: c.hit.text for c in citations}, figures)
+        except Exception as exc:  # noqa: BLE001 - a half-written checker must not end the run
+            figure_error = f"{exc.__class__.__name__}: {exc}"
+    if not refused and language is not None:
+        answer_lang = language(strip_citation_marks(text))
     return {
-        "text": ans.text,
-        "refused": bool(ans.refused),
+        "text": text,
+        "refused": refused,
         "citations": [
             {"n": c.n, "chunk_id": c.hit.chunk_id, "doc_id": c.hit.doc_id, "quote": c.quote, "supports": s}
             for c, s in zip(citations, support)
@@ -192,6 +241,15 @@ def answer_one(assistant, question: Question, options: EvalOptions) -> dict:
         "n_supported": sum(support) if question.answerable else 0,
         "timings": timings,
         "error": error,
+        "requested": generator,
+        "generator": getattr(ans, "generator", None),
+        "checks": {k: int(v) for k, v in (getattr(ans, "checks", {}) or {}).items() if isinstance(v, (int, float))},
+        "answer_lang": answer_lang,
+        "figure_check": figure_check,
+        "figure_check_error": figure_error,  # the checker itself failed (not counted as an answer error)
+        # first_text is new in qa: an Answer without it showed its text all at once, at the end
+        "first_text_s": timings.get("first_text", total_s),
+        "total_s": total_s,
     }
 
 
@@ -209,9 +267,23 @@ def _retrieval_block(rows: list[dict], options: EvalOptions) -> dict:
 
 
 def _answer_block(rows: list[dict]) -> dict:
-    keys = ("refused", "key_recall", "citations_ok", "n_citations", "n_supported")
-    scored = [{"answerable": r["answerable"], **{k: r["answer"].get(k) for k in keys}} for r in rows]
-    return metrics.answer_summary(scored)
+    """Rows: the answer dict of one generator plus the question's answerable/type/lang."""
+    return metrics.answer_summary(rows)
+
+
+def _generator_block(rows: list[dict], name: str) -> dict:
+    """Every answer metric of one generator, overall and by type and language."""
+    return {
+        "generator": name,
+        **_by(rows, _answer_block, ("type", "lang")),
+        "latency": metrics.latency_summary(r["timings"] for r in rows if not r["error"]),
+        "errors": sum(1 for r in rows if r["error"]),
+    }
+
+
+def _llm_notice(assistant) -> str | None:
+    notice = getattr(assistant, "llm_notice", None)
+    return notice() if callable(notice) else None
 
 
 def _by(rows: list[dict], block: Callable[[list[dict]], dict], keys: Sequence[str]) -> dict:
@@ -268,8 +340,14 @@ def run_evaluation(
     skipped: Sequence[LineError] = (),
     source: str = "",
     log=sys.stderr,
+    figures: Callable[[str], Sequence[str]] | None = None,
+    language: Callable[[str], str] | None = None,
 ) -> EvalResult:
-    """Evaluate ``questions`` against an open ``retriever`` (and an Assistant, if any)."""
+    """Evaluate ``questions`` against an open ``retriever`` (and an Assistant, if any).
+
+    ``figures``/``language`` replace ``qa.grounding.figures``/``qa.language.question_language``
+    in the answer checks (tests); by default they are imported from ``qa``.
+    """
     options = options or EvalOptions.from_settings(settings)
     options.validate()
     configs = list(dict.fromkeys(options.configs))
@@ -288,6 +366,23 @@ def run_evaluation(
         if assistant is None and options.answers:
             raise RuntimeError(f"answers were requested but {answers_reason}")
     do_answers = assistant is not None and options.answers is not False
+    generators = list(dict.fromkeys(options.generators))
+    generators_skipped: dict[str, str] = {}
+    checks_note = None
+    if do_answers:
+        if "llm" in generators and (notice := _llm_notice(assistant)) is not None:
+            print(f"llm generator skipped: {notice}", file=log)
+            generators_skipped["llm"] = notice
+        generators = [g for g in generators if g not in generators_skipped]
+        if not generators:
+            do_answers = False
+            answers_reason = "; ".join(f"{g} skipped: {why}" for g, why in generators_skipped.items())
+        elif figures is None or language is None:
+            loaded_figures, loaded_language, checks_note = load_answer_checks()
+            figures = figures or loaded_figures
+            language = language or loaded_language
+            if checks_note:
+                print(checks_note, file=log)
     if do_answers and options.answer_mode not in configs:
         configs.append(options.answer_mode)
 
@@ -301,7 +396,7 @@ def run_evaluation(
                 pass
 
     rows: list[dict] = []
-    total = len(questions) * len(configs) + (len(questions) if do_answers else 0)
+    total = len(questions) * len(configs) + (len(questions) * len(generators) if do_answers else 0)
     bar = tqdm(total=total, desc="eval", unit="q", disable=not progress, file=log)
     by_key: dict[tuple[str, str], dict] = {}
     for mode in configs:
@@ -313,18 +408,24 @@ def run_evaluation(
             rows.append(row)
             by_key[(q.id, mode)] = row
             bar.update()
+    notices_after: dict[str, str] = {}
     if do_answers:
-        bar.set_postfix_str(f"answers ({options.answer_mode})")
         original = retriever.settings
         try:
             if original.retrieval.mode != options.answer_mode:
                 retriever.settings = original.override("retrieval", mode=options.answer_mode)
-            for q in questions:
-                result = answer_one(assistant, q, options)
-                if result["error"]:
-                    print(f"{q.id}: answering failed: {result['error']}", file=log)
-                by_key[(q.id, options.answer_mode)]["answer"] = result
-                bar.update()
+            for name in generators:
+                bar.set_postfix_str(f"answers ({options.answer_mode}, {name})")
+                for q in questions:
+                    result = answer_one(assistant, q, options, name, figures=figures, language=language)
+                    if result["error"]:
+                        print(f"{q.id} ({name}): answering failed: {result['error']}", file=log)
+                    by_key[(q.id, options.answer_mode)]["answers"][name] = result
+                    bar.update()
+                if name == "llm" and (notice := _llm_notice(assistant)) is not None:
+                    # e.g. the model failed to load at the first question: its answers fell back
+                    print(f"llm generator: {notice}", file=log)
+                    notices_after[name] = notice
         finally:
             retriever.settings = original
     bar.close()
@@ -342,6 +443,7 @@ def run_evaluation(
         "options": {
             "configs": configs, "k": options.k, "cutoffs": list(options.used_cutoffs),
             "mrr_k": options.used_mrr_k, "partial_span": options.partial, "answer_mode": options.answer_mode,
+            "generators": list(dict.fromkeys(options.generators)),
         },
         "retrieval": {},
         "latency": {},
@@ -354,12 +456,24 @@ def run_evaluation(
         summary["retrieval"][mode] = _by(mode_rows, lambda rs: _retrieval_block(rs, options), ("type", "lang"))
         summary["latency"][mode] = metrics.latency_summary(r["timings"] for r in mode_rows if not r["error"])
     if do_answers:
-        answer_rows = [r for r in rows if r["config"] == options.answer_mode and r["answer"] is not None]
+        blocks = {}
+        for name in generators:
+            answer_rows = [{"id": r["id"], "answerable": r["answerable"], "type": r["type"], "lang": r["lang"],
+                            **r["answers"][name]}
+                           for r in rows if r["config"] == options.answer_mode and name in r["answers"]]
+            blocks[name] = _generator_block(answer_rows, name)
+            if name in notices_after:
+                blocks[name]["notice"] = notices_after[name]
+        gated = GATED_GENERATOR if GATED_GENERATOR in blocks else generators[0]
         summary["answers"] = {
             "config": options.answer_mode,
-            **_by(answer_rows, _answer_block, ("type", "lang")),
-            "latency": metrics.latency_summary(r["answer"]["timings"] for r in answer_rows if not r["answer"]["error"]),
-            "errors": sum(1 for r in answer_rows if r["answer"]["error"]),
+            "requested": list(dict.fromkeys(options.generators)),
+            "generators": blocks,  # one block per generator scored, in the order asked
+            "skipped": generators_skipped,  # generator -> why it was not run
+            "checks_unavailable": checks_note,
+            # the gated generator's block again at the top, where eval/gate.py reads it
+            "gated": gated,
+            **{key: blocks[gated][key] for key in ("overall", "by_type", "by_lang", "latency", "errors")},
         }
     summary["search_errors"] = sum(1 for r in rows if r["error"])
     return EvalResult(rows=[_clean_nan(r) for r in rows], summary=_clean_nan(summary))

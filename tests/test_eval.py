@@ -235,7 +235,7 @@ def test_command_end_to_end(tmp_path, seed_index, retriever, five_questions, cap
     assert len(rows) == 5 * 3
     assert {r["config"] for r in rows} == {"bm25", "dense", "hybrid"}
     for row in rows:
-        assert {"id", "config", "chunk_ids", "doc_ids", "first_evidence_rank", "timings", "answer"} <= set(row)
+        assert {"id", "config", "chunk_ids", "doc_ids", "first_evidence_rank", "timings", "answers"} <= set(row)
         assert len(row["chunk_ids"]) == len(row["doc_ids"]) <= 10
         assert "total" in row["timings"]
         if not row["answerable"]:
@@ -287,6 +287,8 @@ class _Answer:
     citations: list = field(default_factory=list)
     refused: bool = False
     timings: dict = field(default_factory=dict)
+    generator: str = "extractive"
+    checks: dict = field(default_factory=dict)
 
 
 class _EchoAssistant:
@@ -295,9 +297,10 @@ class _EchoAssistant:
     def __init__(self, retriever):
         self.retriever = retriever
 
-    def ask(self, question: str) -> _Answer:
+    def ask(self, question: str, generator: str = "extractive") -> _Answer:
         if "月球" in question or "moon" in question.lower():
-            return _Answer(text="资料中没有答案。", refused=True, timings={"retrieve": 0.001, "total": 0.001})
+            return _Answer(text="资料中没有答案。", refused=True, timings={"retrieve": 0.001, "total": 0.001},
+                           generator="refusal")
         hit = self.retriever.search(question, k=1)[0]
         return _Answer(text=hit.text[:200] + "[1]", citations=[_Citation(1, hit, hit.text[:50])],
                        timings={"retrieve": 0.002, "generate": 0.001, "total": 0.003})
@@ -324,9 +327,210 @@ def test_answer_scoring_with_a_stand_in_assistant(retriever, settings, five_ques
     assert 0.0 <= answers["overall"]["citation_correct"] <= 1.0
     assert {"retrieve", "total", "wall"} <= set(answers["latency"])
     rows = [r for r in result.rows if r["config"] == "hybrid"]
-    assert all(r["answer"] is not None for r in rows)
+    assert all(set(r["answers"]) == {"extractive"} for r in rows)
     top_has_evidence = [r for r in rows if r["answerable"] and r["first_evidence_rank"] == 1]
     for r in top_has_evidence:  # the stand-in cites the top passage: correct exactly when it holds evidence
-        assert r["answer"]["citations_ok"] is True
+        assert r["answers"]["extractive"]["citations_ok"] is True
     paths = write_outputs(result, tmp_path / "out")
     assert "## Answers (hybrid retrieval)" in paths["report.md"].read_text(encoding="utf-8")
+
+
+# -- generators side by side: sentence split, figure check, language, latency ----------------------
+def _stub_figures(text: str) -> list[str]:
+    """Stand-in for qa.grounding.figures: the digit runs of a text, markers left out."""
+    import re
+
+    return list(dict.fromkeys(re.findall(r"\d+(?:\.\d+)?", re.sub(r"\[[\d,\s]+\]", " ", text))))
+
+
+def test_split_sentences_keeps_markers_decimals_and_drops_list_labels():
+    text = "到2025年达到1.2万亿元[1]。占比10%。[2]另外[1, 3]\n1. 加快建设[2]\n（2）推进 3.5%[4] 4.开展示范。[5]"
+    assert metrics.split_sentences(text) == ["到2025年达到1.2万亿元[1]。", "占比10%。[2]", "另外[1, 3]",
+                                             "加快建设[2]", "推进 3.5%[4]", "开展示范。[5]"]
+    assert metrics.split_sentences("From the documents (quoted in Chinese): 49.有序推进立法。[1]") == [
+        "From the documents (quoted in Chinese): 有序推进立法。[1]"]
+    assert metrics.split_sentences("The target is 1.5 percent[1]. Next one! Why?") == [
+        "The target is 1.5 percent[1].", "Next one!", "Why?"]
+    assert metrics.split_sentences("不高于1.5[1] 到2020年不高于1.4。[2]") == ["不高于1.5[1]", "到2020年不高于1.4。[2]"]
+    assert metrics.split_sentences("") == []
+    assert metrics.cited_numbers("另外[1, 3]，又见[3]和【2】") == (1, 3, 2)
+    assert metrics.cited_numbers("没有标记") == ()
+
+
+def test_figure_check_needs_each_figure_in_a_passage_the_sentence_cites():
+    passages = {1: "到2020年建成由35颗卫星组成的系统。", 2: "规模达到1.2万亿元，年均增长10%。", 3: "到2025年覆盖率达到95%。"}
+    text = ("到2020年建成35颗卫星[1]。"  # grounded in [1]
+            "规模1.2万亿元[1][2]。"  # 1.2 is in [2], one of the cited passages: grounded
+            "覆盖率达到95%[1]。"  # 95 is in [3], which this sentence does not cite
+            "另见[7]：增长10%[7]。"  # [7] is no citation of the answer
+            "加快建设[2][3]。"  # no figure; cites [3], which must not ground the 95 above
+            "增长10%。")  # no marker, none after it: cites nothing
+    check = metrics.figure_check(text, passages, _stub_figures)
+    assert check["sentences"] == 6 and check["figure_sentences"] == 5
+    assert [(u["missing"], u["cites"]) for u in check["ungrounded"]] == [(["95"], [1]), (["10"], [7]), (["10"], [])]
+    assert check["ungrounded"][0]["sentence"] == "覆盖率达到95%[1]。"
+    # a sentence without a marker is covered by the next marker: a quote spanning lines
+    quote = "到2025年，数字经济核心产业\n增加值占比达到10%[2]。"
+    assert metrics.figure_check(quote, passages, _stub_figures)["ungrounded"] == [
+        {"sentence": "到2025年，数字经济核心产业", "missing": ["2025"], "cites": [2]}]
+    # the marker after the full stop belongs to the sentence before it
+    assert metrics.figure_check("增长10%。[2]", passages, _stub_figures)["ungrounded"] == []
+    assert metrics.figure_check("", passages, _stub_figures) == {"sentences": 0, "figure_sentences": 0,
+                                                                  "ungrounded": []}
+
+
+def test_figure_check_with_the_real_figures():
+    grounding = pytest.importorskip("qa.grounding")
+    passages = {1: "到2025年，数字经济核心产业增加值达到12000亿元，占比百分之十。"}
+    ok = metrics.figure_check("到2025年达到1.2万亿元，占比10%[1]。", passages, grounding.figures)
+    assert ok["figure_sentences"] == 1 and ok["ungrounded"] == []
+    bad = metrics.figure_check("到2025年占比15%[1]。", passages, grounding.figures)
+    assert [u["missing"] for u in bad["ungrounded"]] == [["15"]]
+
+
+def _row(**kw):
+    base = {"answerable": True, "refused": False, "key_recall": 1.0, "citations_ok": True, "lang": "zh",
+            "answer_lang": "zh", "generator": "llm", "requested": "llm", "checks": {}, "figure_check": None,
+            "first_text_s": 1.0, "total_s": 2.0}
+    return {**base, **kw}
+
+
+def test_answer_summary_generator_metrics():
+    fc = lambda n_sent, n_fig, n_bad: {"sentences": n_sent, "figure_sentences": n_fig,  # noqa: E731
+                                       "ungrounded": [{"sentence": "x", "missing": ["1"], "cites": []}] * n_bad}
+    rows = [
+        # 9 kept, 1 repaired: 90% grounded for this answer
+        _row(checks={"kept": 9, "repaired": 1, "dropped": 0, "timed_out": 0}, figure_check=fc(10, 4, 0),
+             lang="en", answer_lang="en", first_text_s=1.0, total_s=3.0),
+        # 0 kept, 1 dropped: pooled, the shares are 9/11, 1/11, 1/11 (not the mean of 0.9 and 0)
+        _row(checks={"kept": 0, "repaired": 0, "dropped": 1, "timed_out": 1}, figure_check=fc(2, 2, 1),
+             lang="en", answer_lang="zh", first_text_s=3.0, total_s=5.0),
+        # the LLM failed: the extractive composer answered
+        _row(generator="extractive", checks={}, figure_check=fc(3, 1, 1), lang="en", answer_lang="en",
+             first_text_s=2.0, total_s=4.0),
+        # a refusal: no figure check, not an English answer even though the question is English
+        _row(refused=True, generator="llm-refusal", lang="en", answer_lang=None, figure_check=fc(9, 9, 9),
+             first_text_s=0.5, total_s=0.5),
+        _row(answerable=False, refused=True, generator="refusal", key_recall=None, citations_ok=None,
+             answer_lang=None, first_text_s=None, total_s=None),  # a failed answer: no timings
+    ]
+    s = metrics.answer_summary(rows)
+    assert s["llm_sentences"] == 11
+    assert s["grounded_share"] == pytest.approx(9 / 11)
+    assert s["repaired_share"] == pytest.approx(1 / 11) and s["dropped_share"] == pytest.approx(1 / 11)
+    assert s["timed_out"] == 1
+    assert s["sentences_checked"] == 15 and s["figure_sentences"] == 7
+    assert s["ungrounded_figure_sentences"] == 2  # the refusal's check is not counted
+    assert s["n_english_answered"] == 3 and s["english_in_english"] == pytest.approx(2 / 3)
+    assert s["first_text_p50_s"] == pytest.approx(1.5) and s["total_p50_s"] == pytest.approx(3.5)
+    assert s["first_text_p95_s"] == pytest.approx(metrics.percentile([1.0, 3.0, 2.0, 0.5], 95))
+    assert s["answered_by"] == {"llm": 2, "extractive": 1, "llm-refusal": 1, "refusal": 1}
+    assert s["fell_back"] == 1
+    assert s["false_refusal_rate"] == pytest.approx(1 / 4) and s["refusal_accuracy"] == 1.0
+
+    # the extractive generator: every sentence is a quote, no grounding counts -> n/a
+    quotes = [_row(generator="extractive", requested="extractive", figure_check=fc(2, 1, 0))]
+    e = metrics.answer_summary(quotes)
+    assert e["llm_sentences"] is None and e["timed_out"] is None and e["fell_back"] is None
+    assert all(math.isnan(e[k]) for k in ("grounded_share", "repaired_share", "dropped_share", "english_in_english"))
+    assert e["ungrounded_figure_sentences"] == 0 and e["n_english_answered"] == 0
+    # rows without the new fields (older callers) still aggregate
+    old = metrics.answer_summary([{"answerable": True, "refused": False, "key_recall": 1.0, "citations_ok": True}])
+    assert old["key_recall"] == 1.0 and old["ungrounded_figure_sentences"] is None
+    assert math.isnan(old["first_text_p50_s"]) and old["answered_by"] == {}
+
+
+class _TwoGeneratorAssistant(_EchoAssistant):
+    """The echo as "extractive"; as "llm" an English sentence with a figure of its own, and
+    an extractive fallback for the first question it is asked."""
+
+    def __init__(self, retriever):
+        super().__init__(retriever)
+        self.asked_llm = 0
+
+    def llm_notice(self):
+        return None
+
+    def ask(self, question: str, generator: str = "extractive") -> _Answer:
+        answer = super().ask(question)
+        if generator != "llm" or answer.refused:
+            return answer
+        self.asked_llm += 1
+        if self.asked_llm == 1:
+            return answer  # fell back (its generator field says extractive)
+        cite = answer.citations[0]
+        return _Answer(text="The plan sets a target of 987654 units[1].", citations=[cite], generator="llm",
+                    checks={"kept": 1, "repaired": 0, "dropped": 1, "timed_out": 0},
+                    timings={"first_text": 0.5, "total": 1.5})
+
+
+def test_generators_side_by_side_with_a_stand_in_assistant(retriever, settings, five_questions, tmp_path):
+    from eval.gate import check_gate
+    from eval.report import write_outputs
+    from eval.runner import EvalOptions, run_evaluation
+
+    questions = parse_lines(five_questions).questions
+    options = EvalOptions.from_settings(settings, configs=("hybrid",), k=5, generators=("extractive", "llm"))
+    result = run_evaluation(questions, retriever, settings, options, assistant=_TwoGeneratorAssistant(retriever),
+                            progress=False, figures=_stub_figures, language=lambda t: "en" if "plan" in t else "zh")
+    answers = result.summary["answers"]
+    assert answers["requested"] == ["extractive", "llm"] and answers["skipped"] == {}
+    assert list(answers["generators"]) == ["extractive", "llm"]
+    ext, llm = answers["generators"]["extractive"]["overall"], answers["generators"]["llm"]["overall"]
+    # the gate reads the top level: the extractive generator's block
+    assert answers["gated"] == "extractive" and answers["overall"] == ext and answers["errors"] == 0
+    assert check_gate(result.summary, {"floors": {}, "answer_floors": {"key_recall": 0.0}}) == []
+    n_answered = sum(1 for q in questions if "moon" not in q.question.lower() and "月球" not in q.question)
+    assert llm["answered_by"].get("extractive") == 1 and llm["answered_by"].get("llm") == n_answered - 1
+    assert llm["fell_back"] == 1 and ext["fell_back"] is None and ext["llm_sentences"] is None
+    assert llm["llm_sentences"] == 2 * (n_answered - 1) and llm["grounded_share"] == 0.5
+    # 987654 is in no passage: one ungrounded sentence per LLM answer
+    llm_rows = [r["answers"]["llm"] for r in result.rows
+                if r["config"] == "hybrid" and r["answers"]["llm"]["generator"] == "llm"]
+    assert [len(a["figure_check"]["ungrounded"]) for a in llm_rows] == [1] * (n_answered - 1)
+    assert llm_rows[0]["figure_check"]["ungrounded"][0]["missing"] == ["987654"]
+    assert llm["ungrounded_figure_sentences"] >= n_answered - 1
+    assert llm["first_text_p50_s"] <= llm["total_p50_s"]
+    english = [q for q in questions if q.lang == "en"]
+    assert answers["generators"]["llm"]["by_lang"]["en"]["n"] == len(english)
+    row = next(r for r in result.rows if r["config"] == "hybrid" and r["answerable"])
+    assert set(row["answers"]) == {"extractive", "llm"} and row["answers"]["llm"]["requested"] == "llm"
+
+    report = write_outputs(result, tmp_path / "out")["report.md"].read_text(encoding="utf-8")
+    assert "| metric | extractive | llm | target (llm) |" in report
+    assert "| sentences with an ungrounded figure |" in report and "| 0 ✗ |" in report
+    assert "n/a (every sentence is a quote)" in report and "987654" in report
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert saved["answers"]["generators"]["llm"]["overall"]["grounded_share"] == 0.5
+    assert saved["answers"]["generators"]["extractive"]["overall"]["grounded_share"] is None
+
+
+def test_unavailable_llm_is_skipped_and_reported(retriever, settings, five_questions, tmp_path):
+    import io
+
+    pytest.importorskip("qa")
+    from eval.report import write_outputs
+    from eval.runner import EvalOptions, run_evaluation
+
+    missing = str(tmp_path / "no-such-model.gguf")
+    settings = settings.override("qa", llm_model=missing)
+    questions = parse_lines(five_questions).questions[:2]
+    options = EvalOptions.from_settings(settings, configs=("hybrid",), k=5, generators=("extractive", "llm"))
+    log = io.StringIO()
+    result = run_evaluation(questions, retriever, settings, options, progress=False, log=log)
+    assert "llm generator skipped:" in log.getvalue() and "no-such-model.gguf" in log.getvalue()
+    answers = result.summary["answers"]
+    assert list(answers["generators"]) == ["extractive"] and answers["requested"] == ["extractive", "llm"]
+    assert "no-such-model.gguf" in answers["skipped"]["llm"]
+    assert answers["overall"]["n"] == 2 and not answers["errors"]
+    report = write_outputs(result, tmp_path / "out")["report.md"].read_text(encoding="utf-8")
+    assert "**llm: skipped**" in report and "| metric | extractive | target (llm) |" in report
+
+
+def test_command_rejects_unknown_generator(tmp_path, capsys):
+    from eval.__main__ import main
+
+    status = main([str(QUESTIONS), "--index", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--quiet",
+                   "--generators", "extractive,gpt"])
+    assert status == 2
+    assert "unknown answer generator(s) ['gpt']" in capsys.readouterr().err
