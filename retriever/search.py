@@ -19,9 +19,12 @@ from .dense import DenseIndex
 from .embedder import Embedder, get_embedder
 from .fusion import Ranked, overlap_share, rrf, weighted
 from .records import Hit
+from .routing import Route, Router
 from .sparse import SparseIndex
 from .lock import recover
 from .store import StoredIndex, check_compatible, load_current, read_generation, read_manifest
+from .terms import terms
+from .translate import Translation, Translator, is_english
 
 MODES = ("hybrid", "dense", "bm25")
 Reranker = Callable[[str, list[Hit]], list[Hit]]
@@ -44,6 +47,8 @@ class Retriever:
         self.last_timings: dict[str, float] = {}
         self._row_of_doc = self._rows_by_document()
         self._documents = {d.doc_id: d for d in stored.documents}
+        self._router: Router | None = None
+        self._translator: Translator | None = None
 
     @classmethod
     def load(cls, path: str | Path, settings: Settings | None = None, embedder: Embedder | None = None,
@@ -77,6 +82,42 @@ class Retriever:
     def document(self, doc_id: str):
         return self._documents.get(doc_id)
 
+    # -- query understanding: document names, English → Chinese ------------------------------
+    @property
+    def router(self) -> Router:
+        """Which documents a question names (built from the index's document records)."""
+        if self._router is None:
+            self._router = Router.from_documents(self.stored.documents)
+        return self._router
+
+    @property
+    def translator(self) -> Translator:
+        """English → Chinese query expansion (loads CC-CEDICT on first use, about 2 s)."""
+        if self._translator is None:
+            vocab = self.sparse.model.vocab_dict
+
+            def in_corpus(word: str) -> int:
+                parts = terms(word)
+                return 2 if word in vocab else int(bool(parts) and all(p in vocab for p in parts))
+
+            router = self.router
+            self._translator = Translator(router.names, router.aliases, in_corpus,
+                                          self.settings.retrieval.translate_max_per_term)
+        return self._translator
+
+    def translate(self, query: str) -> Translation:
+        """The Chinese rendering of an English question (empty for other questions or when off)."""
+        cfg = self.settings.retrieval
+        if not cfg.translate or not is_english(query, cfg.translate_min_latin):
+            return Translation("")
+        return self.translator.translate(query)
+
+    def route(self, *texts: str) -> Route:
+        """The documents ``texts`` (a question, its rendering) name; empty when routing is off."""
+        if self.settings.retrieval.route_mode == "off":
+            return Route()
+        return self.router.route(*texts)
+
     # -- search ---------------------------------------------------------------------
     def _rows_by_document(self) -> dict[str, np.ndarray]:
         rows: dict[str, list[int]] = {}
@@ -106,9 +147,16 @@ class Retriever:
 
     def search(self, query: str, k: int | None = None, mode: str | None = None,
                doc_ids: Sequence[str] | None = None, candidates: int | None = None,
-               query_vector: np.ndarray | None = None) -> list[Hit]:
+               query_vector: np.ndarray | None = None, translation: Translation | str | None = None,
+               route: Route | None = None) -> list[Hit]:
         """Best passages first. ``doc_ids`` restricts the search to those documents;
-        ``query_vector`` (from ``embed_query``) saves embedding the query a second time."""
+        ``query_vector`` (from ``embed_query``) saves embedding the query a second time.
+
+        ``translation``: a Chinese rendering searched beside the query (None: the dictionary's,
+        for an English query, whose best renderings go to the encoder and all of them to BM25;
+        "": none). ``route``: the documents the question names (None:
+        recognised from the query and its rendering; ``Route()``: none), preferred as
+        ``retrieval.route_mode`` says."""
         cfg = self.settings.retrieval
         k = cfg.k if k is None else k
         mode = mode or cfg.mode
@@ -117,30 +165,65 @@ class Retriever:
         if mode not in MODES:
             raise QueryError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
         query = self._clean_query(query)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if translation is None:
+            translation = self.translate(query)
+        if isinstance(translation, Translation):
+            translation, dense_translation = translation.text, translation.primary
+        else:
+            dense_translation = translation
+        translation = " ".join(translation.split())[: cfg.max_query_chars]
+        dense_translation = " ".join(dense_translation.split())[: cfg.max_query_chars]
+        timings["translate"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if route is None:
+            route = self.route(query, translation)
         allowed = self._allowed(doc_ids)
+        preferred = self._allowed(list(route.doc_ids)) if route else None
+        if preferred is not None and cfg.route_mode == "filter":
+            allowed = preferred if allowed is None else np.intersect1d(allowed, preferred)
+            preferred = None
+        elif preferred is not None and allowed is not None:
+            preferred = np.intersect1d(allowed, preferred)
+        if preferred is not None and len(preferred) == 0:
+            preferred = None
+        timings["route"] = time.perf_counter() - t0
         if allowed is not None and len(allowed) == 0:
             return []
         n = max(candidates or cfg.candidates, k * 3)
-        timings: dict[str, float] = {}
         lists: list[Ranked] = []
         dense_scores: dict[int, float] = {}
+        queries = [("", query, 1.0)] + ([("_tr", translation, cfg.translation_weight)] if translation else [])
+        rows = [("", allowed, 1.0)] + ([("_route", preferred, cfg.route_weight)] if preferred is not None else [])
         if mode in ("hybrid", "dense"):
             t0 = time.perf_counter()
-            vector = self.embedder.encode_queries([query])[0] if query_vector is None else query_vector
+            texts = [query, dense_translation][: len(queries)][0 if query_vector is None else 1:]
+            vectors = list(self.embedder.encode_queries(texts)) if texts else []
+            if query_vector is not None:
+                vectors.insert(0, query_vector)
             timings["embed"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            scores, ids = self.dense.search(vector, n, allowed)
+            for (name, _, weight), vector in zip(queries, vectors):
+                for part, subset, boost in rows:
+                    scores, ids = self.dense.search(vector, n, subset)
+                    lists.append(Ranked("dense" + name + part, ids, scores, cfg.dense_weight * weight * boost))
+                    if not name and not part:
+                        dense_scores = dict(zip(ids.tolist(), scores.tolist()))
             timings["dense"] = time.perf_counter() - t0
-            lists.append(Ranked("dense", ids, scores, cfg.dense_weight))
-            dense_scores = dict(zip(ids.tolist(), scores.tolist()))
         if mode in ("hybrid", "bm25"):
             t0 = time.perf_counter()
-            scores, ids = self.sparse.search(query, n, allowed)
+            for name, text, weight in queries:
+                for part, subset, boost in rows:
+                    scores, ids = self.sparse.search(text, n, subset)
+                    lists.append(Ranked("bm25" + name + part, ids, scores, cfg.bm25_weight * weight * boost))
             timings["bm25"] = time.perf_counter() - t0
-            lists.append(Ranked("bm25", ids, scores, cfg.bm25_weight))
         t0 = time.perf_counter()
         hits = self._fuse(lists, dense_scores, mode)
-        hits = self._dedup(hits)[:k]
+        hits = self._dedup(hits)
+        if cfg.route_compare and route and len(route.sides) > 1:
+            hits = self._each_named_first(hits, route)
+        hits = hits[:k]
         hits = self.rerank(query, hits)
         timings["fusion"] = time.perf_counter() - t0
         self.last_timings = timings
@@ -148,7 +231,7 @@ class Retriever:
 
     def _fuse(self, lists: list[Ranked], dense_scores: dict[int, float], mode: str) -> list[Hit]:
         cfg = self.settings.retrieval
-        if mode == "hybrid":
+        if mode == "hybrid" or len(lists) > 1:
             fused = rrf(lists, cfg.rrf_k) if cfg.fusion == "rrf" else weighted(lists)
         else:
             fused = {row: score for row, score in zip(lists[0].ids.tolist(), lists[0].scores.tolist())}
@@ -166,6 +249,17 @@ class Retriever:
             )
             for row in order
         ]
+
+    @staticmethod
+    def _each_named_first(hits: list[Hit], route: Route) -> list[Hit]:
+        """The best passage of each side of a comparison first (in their own order), then the rest."""
+        first: list[int] = []
+        for group in route.sides:
+            best = next((i for i, h in enumerate(hits) if h.doc_id in group), None)
+            if best is not None and best not in first:
+                first.append(best)
+        first.sort()
+        return [hits[i] for i in first] + [h for i, h in enumerate(hits) if i not in set(first)]
 
     def _dedup(self, hits: list[Hit]) -> list[Hit]:
         """Drop a passage mostly covered by a better-ranked one (chunk overlap), and table rows
