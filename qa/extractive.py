@@ -117,6 +117,9 @@ class ExtractiveComposer:
             if any(pick.sentence.text == s.sentence.text or _across_flagged(pick, s) or _same_row(pick, s)
                    for s in chosen):
                 continue
+            if (_is_row(pick) and any(_is_row(s) for s in chosen)
+                    and not self._terms(_row_name(pick.sentence)) & self._terms(evidence.question)):
+                continue  # rows share their title and headings: a further one only when the question names it
             if used + len(pick.sentence.text) > self.cfg.max_answer_chars:
                 continue  # too long for what is left; a shorter one may still fit
             chosen.append(pick)
@@ -164,6 +167,15 @@ def _doc_span(unit: Sentence) -> tuple[int, int]:
     if getattr(unit.hit, "kind", "text") == "table_row":
         return unit.hit.start, unit.hit.end
     return unit.doc_start, unit.doc_end
+
+
+def _is_row(s: Scored) -> bool:
+    return getattr(s.sentence.hit, "kind", "text") == "table_row"
+
+
+def _row_name(unit: Sentence) -> str:
+    """The row's own label in a table-row rendering ("title｜category｜name：values")."""
+    return unit.text.split("：", 1)[0].split("｜")[-1]
 
 
 def _same_row(a: Scored, b: Scored) -> bool:

@@ -326,3 +326,9 @@ def test_extractive_answer_quotes_the_row_once(retriever, settings):
     assert rows and "2025年 10" in rows[0].quote, answer.text
     assert (rows[0].quote_start, rows[0].quote_end) == (rows[0].hit.start, rows[0].hit.end)
     assert "7.8 10 预期性" not in answer.text  # the same row, flattened in a text passage, is not quoted again
+    # rows share title and headings, so a second row is quoted only when the question names it
+    both = assistant.ask("网民规模和5G用户普及率2025年的目标分别是多少？")
+    names = {c.quote.split("：")[0].split("｜")[-1] for c in both.citations if c.hit.kind == TABLE_ROW}
+    assert names == {"网民规模(亿)", "5G用户普及率(%)"}, both.text
+    one = assistant.ask("十四五规划对IPv6提出了什么目标?")
+    assert [c.hit.kind for c in one.citations].count(TABLE_ROW) == 1, one.text
