@@ -242,13 +242,7 @@ class Assistant:
         t0 = time.perf_counter()
         if name == "llm" and llm is not None:
             try:
-                for piece in llm.generate(evidence, builder):
-                    if isinstance(piece, Draft):
-                        draft = piece
-                    else:
-                        timings.setdefault("first_text", time.perf_counter() - t_start)
-                        emitted.append(piece)
-                        yield piece
+                draft = yield from _relay(llm.generate(evidence, builder), emitted, timings, t_start)
             except ModelRefused as exc:
                 log.info("the LLM found no answer in the passages: %r", str(exc))
                 timings["generate"] = time.perf_counter() - t0
@@ -264,13 +258,7 @@ class Assistant:
                     emitted.append("\n\n")
                     yield "\n\n"
         if draft is None:
-            for piece in self.extractive.generate(evidence, builder):
-                if isinstance(piece, Draft):
-                    draft = piece
-                else:
-                    timings.setdefault("first_text", time.perf_counter() - t_start)
-                    emitted.append(piece)
-                    yield piece
+            draft = yield from _relay(self.extractive.generate(evidence, builder), emitted, timings, t_start)
         timings["generate"] = time.perf_counter() - t0
         timings.update({key: value for key, value in draft.timings.items() if key not in timings})
         timings["total"] = time.perf_counter() - t_start
@@ -315,3 +303,15 @@ class Assistant:
         yield Answer(question=question, text=text, refused=True, query=query, generator="message",
                      timings={"total": time.perf_counter() - t_start})
 
+
+def _relay(pieces: Iterator, emitted: list[str], timings: dict[str, float], t_start: float):
+    """Pass a generator's text pieces on (noting when the first one came); returns its Draft."""
+    draft = None
+    for piece in pieces:
+        if isinstance(piece, Draft):
+            draft = piece
+        else:
+            timings.setdefault("first_text", time.perf_counter() - t_start)
+            emitted.append(piece)
+            yield piece
+    return draft
