@@ -187,6 +187,7 @@ class LLMGenerator:
         text = "".join(self.runtime.stream(rewrite_prompt(previous, question), self.cfg.rewrite_max_tokens))
         line = next((ln.strip().strip("\"“”'`") for ln in text.splitlines() if ln.strip()), "")
         if (not line or "<" in line or len(line) > 2 * (len(previous) + len(question))
+                or question.strip(" ?？") in line  # the follow-up copied, pronoun and all
                 or question_language(line) != question_language(question)):
             log.info("LLM follow-up rewrite not used: %r", text)
             return None
@@ -220,7 +221,7 @@ class LLMGenerator:
                             refusals.append(sentence)
                         continue
                     previous = checked.cited
-                    piece = filt.feed(checked.text)
+                    piece = filt.feed(_markers_inside(checked.text))
                     if piece:
                         timings.setdefault("first_shown", time.perf_counter() - t0)
                         shown.append(piece)
@@ -251,6 +252,20 @@ class LLMGenerator:
         counts["dropped"] += len(gate.dropped)
         counts["timed_out"] = int(timed_out)
         yield Draft("".join(shown), builder.citations(), self.name, timings, counts)
+
+
+_TRAILING_MARKERS = re.compile(r"^(?P<body>.*?)(?P<end>[。！？!?；;.]+[”’」』\"')）]*)\s*(?P<marks>(?:\s*\[\d+\])+)(?P<space>\s*)$",
+                               re.DOTALL)
+
+
+def _markers_inside(sentence: str) -> str:
+    """"…组成。[1]" → "…组成[1]。": a sentence's markers before its end punctuation, so a
+    marker is never read as the start of the next sentence."""
+    m = _TRAILING_MARKERS.match(sentence)
+    if m is None:
+        return sentence
+    marks = "".join(m.group("marks").split())
+    return f"{m.group('body').rstrip()}{marks}{m.group('end')}{m.group('space')}"
 
 
 def _chosen_passages(evidence: Evidence, n: int) -> list[Hit]:

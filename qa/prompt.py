@@ -111,7 +111,10 @@ def build_prompt(question: str, excerpts: list[Excerpt], lang: str, max_chars: i
 
 
 REWRITE_SYSTEM = ("You rewrite a follow-up question from a chat about Chinese policy documents into one "
-                  "self-contained question. Keep the follow-up's language. Output only the rewritten question.")
+                  "self-contained question: replace pronouns (它, 其, 该, it, they) by what they refer to. "
+                  "Keep the follow-up's language. Output only the rewritten question.\n"
+                  "Example: previous 国家信息化发展战略纲要提出了哪些战略目标？ follow-up 它是哪一年印发的？ → "
+                  "国家信息化发展战略纲要是哪一年印发的？")
 
 
 def rewrite_prompt(previous: str, question: str) -> Prompt:
