@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ class Assistant:
         t0 = time.perf_counter()
         evidence = Evidence(query, lang, hits, query_vector, comparison)
         candidates = self.extractive.candidates(evidence)
-        evidence = Evidence(query, lang, hits, query_vector, comparison, tuple(candidates.scored))
+        evidence = replace(evidence, sentences=tuple(candidates.scored))
         timings["embed"] = time.perf_counter() - t0
         best = candidates.best
         signal = self.judge.signal(query, lang, hits[: self.retriever.settings.retrieval.k],
@@ -188,8 +189,7 @@ class Assistant:
                                    best.cosine if best else 0.0)
         llm = self._llm_generator() if with_model and hits else None
         if llm is not None:
-            evidence = Evidence(question, lang, hits, query_vector, is_comparison(question),
-                                tuple(candidates.scored))
+            evidence = replace(evidence, sentences=tuple(candidates.scored))
             signal = signal.with_model(llm.answerability(evidence))
         return signal, hits
 
