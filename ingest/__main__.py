@@ -1,5 +1,8 @@
 """``python -m ingest SOURCE [--index DIR]``: ingest a folder, optionally into an index.
 
+``python -m ingest --list --index DIR`` prints the index's documents;
+``python -m ingest --remove DOC_ID [--remove DOC_ID …] --index DIR`` removes documents.
+
 Without ``--index`` it reads, cleans and chunks, prints the summary and can write the
 chunks as JSON lines. With ``--index`` it hands the result to the retriever stage,
 which creates the index or updates it incrementally; a damaged or mismatched index is
@@ -23,7 +26,7 @@ from .pipeline import ingest_folder
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__.splitlines()[0])
-    parser.add_argument("source", help="folder (searched recursively) or single file")
+    parser.add_argument("source", nargs="?", help="folder (searched recursively) or single file")
     parser.add_argument("--index", help="index directory to create or update")
     parser.add_argument("--chunks-out", help="write the chunks as JSON lines to this file")
     parser.add_argument("--config", help="TOML settings file")
@@ -33,8 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true",
                         help="discard the existing index (even a damaged one) and index only SOURCE")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--list", action="store_true", help="list the documents of the --index (no SOURCE)")
+    parser.add_argument("--remove", action="append", metavar="DOC_ID", default=[],
+                        help="remove this document from the --index (repeatable; no SOURCE)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if args.list or args.remove:
+        if args.source or not args.index:
+            parser.error("--list and --remove take --index DIR and no SOURCE")
+        from .library import list_documents, remove
+
+        return remove(args.index, args.remove, load_settings(args.config)) if args.remove else \
+            list_documents(args.index, load_settings(args.config))
+    if args.source is None:
+        parser.error("SOURCE is required (or use --list / --remove with --index)")
 
     settings = load_settings(args.config)
     settings = settings.override("chunk", target_chars=args.chunk_size, overlap_chars=args.overlap)

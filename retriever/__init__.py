@@ -4,8 +4,9 @@
     hits = Retriever.load("index").search("到2020年北斗系统由多少颗卫星组成?", k=5)
 """
 
-from .build import BuildReport, build_index, update_index
+from .build import BuildReport, build_index, remove_documents, update_index
 from .embedder import Embedder, ModelNotFound, get_embedder
+from .library import DocumentInfo, UnknownDocument
 from .records import Hit
 from .search import QueryError, Retriever
 from .store import (IndexCorrupt, IndexLoadError, IndexLocked, IndexMismatch, IndexMissing, IndexWriteError,
@@ -13,6 +14,7 @@ from .store import (IndexCorrupt, IndexLoadError, IndexLocked, IndexMismatch, In
 
 __all__ = [
     "BuildReport",
+    "DocumentInfo",
     "Embedder",
     "Hit",
     "IndexCorrupt",
@@ -24,9 +26,11 @@ __all__ = [
     "ModelNotFound",
     "QueryError",
     "Retriever",
+    "UnknownDocument",
     "build_index",
     "current_dir",
     "get_embedder",
     "index_exists",
+    "remove_documents",
     "update_index",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from settings import Settings, load_settings
 
 from .dense import DenseIndex, choose_kind
 from .embedder import Embedder, get_embedder
+from .library import check_known
 from .lock import write_lock
 from .sparse import SparseIndex
 from .store import IndexCorrupt, IndexMismatch, IndexMissing, StoredIndex, check_compatible, read_index, write_index
@@ -159,6 +161,15 @@ def _update(result: IngestResult, path: Path, settings: Settings, progress: bool
 
     documents = kept_docs + fresh_docs
     stored = StoredIndex(chunks=chunks, embed_keys=keys, vectors=matrix.astype(np.float32), documents=documents)
+    _write(path, stored, embedder.model_id, settings, progress, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write(path: Path, stored: StoredIndex, model_id: str, settings: Settings, progress: bool,
+           report: BuildReport) -> None:
+    """Write ``stored`` as the index's next generation, with its search structures."""
+    chunks, matrix = stored.chunks, stored.vectors
     kind = choose_kind(len(chunks), settings.index)
 
     def write_extras(folder: Path) -> None:
@@ -166,9 +177,42 @@ def _update(result: IngestResult, path: Path, settings: Settings, progress: bool
             DenseIndex.build(matrix, settings.index).save(folder)
         SparseIndex.build([keyword_text(c) for c in chunks], progress=progress).save(folder)
 
-    write_index(path, stored, embedder.model_id, {"index_kind": kind, "chunk_settings": vars(settings.chunk)},
-                write_extras)
-    report.documents, report.chunks, report.index_kind = len(documents), len(chunks), kind
+    write_index(path, stored, model_id, {"index_kind": kind, "chunk_settings": vars(settings.chunk)}, write_extras)
+    report.documents, report.chunks, report.index_kind = len(stored.documents), len(chunks), kind
+
+
+def remove_documents(path: str | Path, doc_ids: Sequence[str], settings: Settings | None = None,
+                     embedder: Embedder | None = None, progress: bool = False) -> BuildReport:
+    """Remove documents and their passages from the index at ``path`` as one new generation.
+
+    Every other passage keeps its stored vector, so nothing is embedded and no model is
+    loaded (``embedder``, when given, is only checked against the index). Held under the
+    write lock and written like any update: a crash leaves the old index or the new one.
+    UnknownDocument (a KeyError) names ids the index does not hold, before anything changes;
+    removing every document is refused (an index holds at least one)."""
+    settings = settings or load_settings()
+    path = Path(path)
+    started = time.perf_counter()
+    with write_lock(path, settings.index):
+        try:
+            previous = read_index(path)
+        except (IndexCorrupt, IndexMismatch) as exc:
+            raise type(exc)(f"{exc}. Nothing was removed.") from exc
+        if embedder is not None:
+            check_compatible(previous.manifest, embedder.model_id, embedder.dim, path)
+        ids = check_known(doc_ids, {d.doc_id for d in previous.documents}, f"the index at {path}")
+        gone = set(ids)
+        documents = [d for d in previous.documents if d.doc_id not in gone]
+        if not documents:
+            raise ValueError(f"refusing to remove every document of the index at {path}; to start over, run "
+                             f"python -m ingest SOURCE --index {path} --rebuild")
+        rows = [i for i, c in enumerate(previous.chunks) if c.doc_id not in gone]
+        stored = StoredIndex(chunks=[previous.chunks[i] for i in rows],
+                             embed_keys=[previous.embed_keys[i] for i in rows],
+                             vectors=np.ascontiguousarray(previous.vectors[rows], dtype=np.float32),
+                             documents=documents)
+        report = BuildReport(path=str(path), removed_docs=ids, reused=len(rows))
+        _write(path, stored, previous.manifest["model_id"], settings, progress, report)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -18,6 +18,7 @@ from settings import Settings, load_settings
 from .dense import DenseIndex
 from .embedder import Embedder, get_embedder
 from .fusion import Ranked, overlap_share, rrf, weighted
+from .library import DocumentInfo, library
 from .records import Hit
 from .routing import Route, Router
 from .sparse import SparseIndex
@@ -77,7 +78,12 @@ class Retriever:
 
     @property
     def documents(self):
+        """``{doc_id: Document}`` of the index, in index order."""
         return self._documents
+
+    def library(self) -> list[DocumentInfo]:
+        """Every indexed document with its issuer, date, passage count and origin."""
+        return library(self.stored.documents, self.stored.chunks)
 
     def document(self, doc_id: str):
         return self._documents.get(doc_id)
