@@ -9,7 +9,9 @@ Nothing a user can type makes ``ask``/``stream`` raise: an empty, unsupported-sc
 unsearchable question comes back as an ``Answer`` with ``refused=True`` and a message in
 the question's language (``text``), so the app shows it like any other answer. A broken
 LLM (missing model, out of memory, any exception) degrades to the extractive composer
-with a logged warning. Errors of the setup itself (a missing index) raise at ``load``.
+with a logged warning. Errors of the setup itself (a missing index) raise at ``load``, and a
+scope (``doc_ids``) naming a document the index does not hold raises ``UnknownDocument``:
+callers choose a scope from the library, so an unknown id is their error, not the user's.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from retriever import Embedder, Hit, QueryError, Retriever
+from retriever.library import check_known
 from retriever.terms import terms
 from settings import Settings, load_settings
 
@@ -75,20 +78,27 @@ class Assistant:
         return self.retriever.embedder
 
     # -- public API -------------------------------------------------------------------
-    def ask(self, question: str, history: Any = None, k: int | None = None, generator: str | None = None) -> Answer:
+    def ask(self, question: str, history: Any = None, k: int | None = None, generator: str | None = None,
+            doc_ids: Sequence[str] | None = None) -> Answer:
         answer = None
-        for piece in self.stream(question, history=history, k=k, generator=generator):
+        for piece in self.stream(question, history=history, k=k, generator=generator, doc_ids=doc_ids):
             if isinstance(piece, Answer):
                 answer = piece
         assert answer is not None
         return answer
 
     def stream(self, question: str, history: Any = None, k: int | None = None,
-               generator: str | None = None, sources: bool = False) -> Iterator[str | Sources | Answer]:
+               generator: str | None = None, sources: bool = False,
+               doc_ids: Sequence[str] | None = None) -> Iterator[str | Sources | Answer]:
         """Yield the answer text in pieces, then the ``Answer`` (its text == the pieces joined).
 
         With ``sources=True`` the passages being read come first, as one ``Sources``, as soon
-        as they are retrieved (the app shows them while the LLM is still writing)."""
+        as they are retrieved (the app shows them while the LLM is still writing).
+        ``doc_ids`` scopes the answer to those documents: retrieval, the comparison extras and
+        the refusal judge see nothing else (None or empty: the whole index). A follow-up keeps
+        its scope when the caller passes it again with the history; unknown ids raise
+        ``UnknownDocument`` before anything is yielded."""
+        scope = self.scope(doc_ids)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         question = question if isinstance(question, str) else ""
@@ -128,7 +138,7 @@ class Assistant:
             query_vector = self.retriever.embed_query(query)  # once, for retrieval and sentence scoring
             timings["embed_query"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            hits = self._retrieve(query, k, comparison, query_vector)
+            hits = self._retrieve(query, k, comparison, query_vector, scope)
         except QueryError as exc:
             log.info("question not searchable: %s", exc)
             yield from self._message(question, "empty", lang, t_start, query=query)
@@ -158,6 +168,12 @@ class Assistant:
             yield from self._refusal(question, query, lang, hits, signal, note, timings, t_start)
             return
         yield from self._generate(question, evidence, name, llm, signal, note, timings, t_start)
+
+    def scope(self, doc_ids: Sequence[str] | None) -> list[str] | None:
+        """The documents an answer may use: None for the whole index, else the ids (checked)."""
+        if doc_ids is None or (not isinstance(doc_ids, str) and len(doc_ids) == 0):
+            return None
+        return check_known(doc_ids, self.retriever.documents, "the index (scope)")
 
     def generator_name(self, requested: str | None = None) -> str:
         """The generator an answer will use: ``auto`` is the LLM where it is installed."""
@@ -212,18 +228,21 @@ class Assistant:
         return len(self.vectors)
 
     # -- stages -----------------------------------------------------------------------
-    def _retrieve(self, query: str, k: int | None, comparison: bool, query_vector) -> list[Hit]:
+    def _retrieve(self, query: str, k: int | None, comparison: bool, query_vector,
+                  scope: list[str] | None = None) -> list[Hit]:
         # an English question's Chinese rendering and the documents the question names: once
         # for both searches (retriever/translate.py, retriever/routing.py)
         translation = self.retriever.translate(query)
         route = self.retriever.route(query, translation.text)
-        hits = self.retriever.search(query, k=k, query_vector=query_vector, translation=translation, route=route)
+        hits = self.retriever.search(query, k=k, query_vector=query_vector, translation=translation, route=route,
+                                     doc_ids=scope)
         docs = list(dict.fromkeys(h.doc_id for h in hits))
+        allowed = self.retriever.documents if scope is None else scope
         wanted = max(self.settings.qa.comparison_docs, len(route.groups))
         if comparison and hits and len(docs) < wanted:
-            # the named documents still missing first, else any other document
-            others = ([d for d in route.doc_ids if d not in docs]
-                      or [d for d in self.retriever.documents if d not in docs])
+            # the named documents still missing first, else any other document (within the scope)
+            others = ([d for d in route.doc_ids if d not in docs and d in allowed]
+                      or [d for d in allowed if d not in docs])
             extra = (self.retriever.search(query, k=wanted - len(docs), doc_ids=others, query_vector=query_vector,
                                            translation=translation, route=route)
                      if others else [])

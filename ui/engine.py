@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from settings import Settings
@@ -33,6 +34,7 @@ class Engine:
         self._warmers: list[threading.Thread] = []
         self._sections: dict[str, list] = {}
         self._sections_of = None
+        self._removed: set[str] = set()  # ids removed while this process ran (the source view says so)
 
     @classmethod
     def load(cls, index_dir: Path, settings: Settings) -> "Engine":
@@ -89,6 +91,66 @@ class Engine:
         """A document of the current index by exact id, else None (ids are never paths)."""
         return self.retriever.document(doc_id)
 
+    # -- the library -----------------------------------------------------------------------
+    @property
+    def rebuilding(self) -> bool:
+        """True while an upload or a removal holds the write lock (the index is being rebuilt)."""
+        return self._write_lock.locked()
+
+    def library(self) -> list:
+        """The current index's documents (``retriever.DocumentInfo``), in index order."""
+        return self.retriever.library()
+
+    def was_removed(self, doc_id: str) -> bool:
+        """Whether ``doc_id`` was removed from the index (and not added again) since the app started."""
+        return doc_id in self._removed and self.document(doc_id) is None
+
+    def conflicts(self, paths: list[Path]) -> list[str]:
+        """File names among ``paths`` that are already uploaded (adding them needs a decision)."""
+        from ingest.uploads import safe_name, upload_id
+
+        names = [safe_name(Path(p).name) for p in paths]
+        return [n for n in dict.fromkeys(names) if n is not None and self.document(upload_id(n)) is not None]
+
+    def remove_documents(self, doc_ids: list[str]):
+        """Remove documents from the index and swap in the index without them; returns the BuildReport.
+
+        Under the same write lock as uploads; UnknownDocument (nothing changed) for an id the
+        index does not hold. An upload's kept file is deleted from the upload area once the
+        new index is in place. Answers already shown keep their quotes (they hold the text);
+        their source links then say the source was removed (``was_removed``)."""
+        from retriever import remove_documents
+
+        with self._write_lock:
+            report = remove_documents(self.index_dir, doc_ids, self.settings, embedder=self.retriever.embedder)
+            self._removed.update(report.removed_docs)
+            fresh = self._swap_in()
+            self.upload_area().sweep(set(fresh.retriever.documents))
+            return report
+
+    def _swap_in(self):
+        """A whole new Assistant on the index as written now (its refusal judge reads it too),
+        sharing the loaded embedder, swapped in by one assignment."""
+        from qa import Assistant
+        from retriever import Retriever
+
+        self.assistant.vectors.save()
+        fresh = Assistant(Retriever.load(self.index_dir, self.settings, embedder=self.retriever.embedder),
+                          self.settings)
+        self.assistant = fresh
+        return fresh
+
+    def _free_name(self, name: str, taken: set[str]) -> str:
+        """``name`` or ``stem (2).ext``, ``stem (3).ext`` … : a name no upload has yet."""
+        from ingest.uploads import upload_id
+
+        stem, suffix = Path(name).stem, Path(name).suffix
+        n, candidate = 1, name
+        while self.document(upload_id(candidate)) is not None or candidate in taken:
+            n += 1
+            candidate = f"{stem} ({n}){suffix}"
+        return candidate
+
     def section_at(self, doc_id: str, pos: int) -> str:
         """Heading path of the passage that holds character ``pos`` (for the source view)."""
         retriever = self.retriever
@@ -119,18 +181,21 @@ class Engine:
             raise UploadRefused(f"upload too large ({total / 1e6:.1f} MB > {cfg.max_upload_bytes / 1e6:.0f} MB "
                                 "per request, AppSettings.max_upload_bytes)")
 
-    def add_documents(self, paths: list[Path], replace: bool = False) -> tuple[list, list[str], object | None]:
+    def add_documents(self, paths: list[Path], replace: bool = False,
+                      keep_both: bool = False) -> tuple[list, list[str], object | None]:
         """Ingest uploaded files as ``uploads/<name>`` documents and swap in an index that has them.
 
         Returns (documents added or replaced, skip messages, BuildReport or None). A name
-        already uploaded is replaced only when ``replace`` says so. The files are kept in the
+        already uploaded is replaced only when ``replace`` says so; ``keep_both`` adds it
+        under a free name (``name (2).txt``) instead. The files are kept in the
         upload area; whatever the index did not take is removed from it again. Questions
         keep being answered from the current index until the new one is swapped in.
         """
         from ingest import Skipped, ingest_paths
         from ingest.loaders import LOADERS, supported
         from ingest.uploads import PREFIX, safe_name, upload_id
-        from retriever import Retriever, update_index
+        from retriever import update_index
+        from retriever.library import UPLOADED_AT
 
         with self._write_lock:
             self.check_request(paths)
@@ -146,6 +211,8 @@ class Engine:
                     skipped.append(Skipped(p.name, "not a usable file name"))
                 elif any(name == n for _, n in wanted):
                     skipped.append(Skipped(name, "the same file name twice in one upload"))
+                elif self.document(upload_id(name)) is not None and keep_both and not replace:
+                    wanted.append((p, self._free_name(name, {n for _, n in wanted})))
                 elif self.document(upload_id(name)) is not None and not replace:
                     skipped.append(Skipped(name, f"already uploaded as {upload_id(name)}; choose "
                                                  "'replace uploads of the same name' to replace it"))
@@ -160,6 +227,9 @@ class Engine:
                 staged = [s for s in staged if s.name in read]
                 skipped += [Skipped(Path(s.path).name, s.reason) for s in result.skipped]
                 report = None
+                now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                for doc in result.documents:  # stored with the document: the library shows it after a restart
+                    doc.meta[UPLOADED_AT] = now
                 if result.documents:
                     embedder = self.retriever.embedder
                     report = update_index(result, self.index_dir, self.settings, progress=True, roots=[],
@@ -173,14 +243,9 @@ class Engine:
                 messages += [line.replace(str(area.root) + os.sep, "") for line in report.skipped]
             if report is None:  # nothing readable: the area is as it was
                 return [], messages, None
-            from qa import Assistant
-
-            # A whole new Assistant (its refusal judge reads the new index too), sharing the
-            # loaded embedder, swapped in by one assignment. Its new sentences are embedded in
-            # the background, yielding the model to questions (answers embed on demand meanwhile).
-            self.assistant.vectors.save()
-            fresh = Assistant(Retriever.load(self.index_dir, self.settings, embedder=embedder), self.settings)
-            self.assistant = fresh
+            # Its new sentences are embedded in the background, yielding the model to questions
+            # (answers embed on demand meanwhile).
+            fresh = self._swap_in()
             area.sweep(set(fresh.retriever.documents))  # e.g. a duplicate that was not indexed
             self.warm_up_in_background(fresh)
             changed = set(report.added_docs) | set(report.updated_docs)
