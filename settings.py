@@ -193,6 +193,17 @@ class AppSettings:
     # embed every indexed sentence before serving, into qa.sentence_cache_dir (so only the
     # first start of an index pays, about a minute for the seeds); answers then skip it
     warm_up: bool = True
+    # Access (ui/access.py): a TOML file of API keys and web logins for the reader and admin
+    # roles (env POLICYQA_APP_CREDENTIALS); POLICYQA_ADMIN_KEY / POLICYQA_READER_KEY and
+    # POLICYQA_ADMIN_LOGIN / POLICYQA_READER_LOGIN ("user:password") add to it. Without any,
+    # the app serves only on a loopback host, and everyone there is admin.
+    credentials: str = ""
+    # A burst beyond `concurrency` answers running and this many waiting is answered "busy"
+    # (HTTP 503 with Retry-After on /v1; Gradio's queue max_size in the web UI).
+    queue_size: int = 8
+    busy_retry_after_s: int = 5
+    max_question_chars: int = 2000  # /v1: a longer question is refused (413); qa.max_question_chars truncates
+    max_request_bytes: int = 1_000_000  # /v1 and /api request bodies (a chat request carries its history)
 
 
 @dataclass(frozen=True)
