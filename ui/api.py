@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from qa import GENERATORS, Answer
 from ui import render
-from ui.access import ADMIN, READER, Access, allows
+from ui.access import ADMIN, READER, Access, allows, web_user
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,16 @@ class EventStream(StreamingResponse):
 
 
 # -- routes -------------------------------------------------------------------------------
+def reader_guard(app: FastAPI, access: Access):
+    """A dependency for pages served beside the UI (the source view): whether the request may
+    read them, as a browser signed in to the UI (its Gradio cookie) or with an API key."""
+    def allowed(request: Request) -> bool:
+        if not access.configured:
+            return True
+        return bool(web_user(request, app.state.gradio_app) or access.bearer_role(request.headers.get("authorization")))
+    return allowed
+
+
 def model_names(assistant) -> dict[str, str | None]:
     """Model ids a client can pick (a front-end's model menu picks the generator)."""
     names: dict[str, str | None] = {MODEL: None, f"{MODEL}-extractive": "extractive"}
