@@ -224,7 +224,7 @@ def test_upload_adds_document_and_reports_skipped(engine, tmp_path):
     empty = uploaded("empty.txt", "")
     binary = uploaded("tool.exe", b"MZ\x00\x01")
     before = len(engine.retriever.documents)
-    _, _, upload = app.make_handlers(engine)
+    upload = app.make_handlers(engine).upload
     log_html, stats = upload([str(good), str(empty), str(binary)])
     assert "uploaded_policy.txt" in log_html and "Added 1 document" in log_html
     assert "empty.txt: empty file" in log_html
@@ -246,7 +246,7 @@ def test_upload_of_only_bad_files_changes_nothing(engine, tmp_path):
     bad = uploaded("scan.pdf", b"%PDF-1.4 not really")
     copy = uploaded("copy_of_evil.txt", EVIL_DOC)  # same text as an indexed document
     assistant = engine.assistant
-    _, _, upload = app.make_handlers(engine)
+    upload = app.make_handlers(engine).upload
     log_html, _ = upload([str(bad), str(copy)])
     assert "scan.pdf:" in log_html and "Added" not in log_html
     assert "copy_of_evil.txt: duplicate of evil.txt" in log_html and str(copy.parent) not in log_html
@@ -316,7 +316,7 @@ def test_first_run_builds_index_then_warms_sentence_cache(tmp_path, settings, em
     assert "building" not in capsys.readouterr().out
 
 
-def test_main_binds_localhost_and_warns_when_exposed(app_index, monkeypatch, capsys):
+def test_main_binds_localhost_and_refuses_exposure_without_credentials(app_index, monkeypatch, capsys):
     import uvicorn
 
     import app
@@ -329,9 +329,15 @@ def test_main_binds_localhost_and_warns_when_exposed(app_index, monkeypatch, cap
     assert served["host"] == "127.0.0.1" and served["port"] == 8123
     out = capsys.readouterr()
     assert "Running on http://127.0.0.1:8123" in out.out and "WARNING" not in out.err
+    for name in ("POLICYQA_ADMIN_KEY", "POLICYQA_READER_KEY", "POLICYQA_ADMIN_LOGIN", "POLICYQA_READER_LOGIN",
+                 "POLICYQA_APP_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    served.clear()
+    assert app.main(["--index", str(app_index), "--host", "0.0.0.0", "--port", "8124"]) == 2
+    assert not served and "refusing to serve on 0.0.0.0 without credentials" in capsys.readouterr().err
+    monkeypatch.setenv("POLICYQA_ADMIN_KEY", "k" * 24)  # with a key it serves (tests/test_access.py: the roles)
     assert app.main(["--index", str(app_index), "--host", "0.0.0.0", "--port", "8124"]) == 0
     assert served["host"] == "0.0.0.0" and served["port"] == 8124
-    assert "WARNING: binding to 0.0.0.0" in capsys.readouterr().err
 
 
 def test_main_without_index_or_seeds_says_so(tmp_path, monkeypatch, capsys):

@@ -142,19 +142,35 @@ def test_upload_named_like_a_shipped_document_does_not_replace_it(upload, engine
     assert [p.name for p in area.iterdir()] == [SEED_ID]
 
 
-def test_same_name_again_needs_explicit_replace(upload, engine, app_settings):
+def test_same_name_again_asks_and_only_replace_replaces(engine, app_settings):
+    import app
+
+    h = app.make_handlers(engine)
     area = Path(app_settings.app.upload_dir)
-    upload([str(uploaded("policy.txt", "甲市数据条例\n\n第一条 甲市公共数据由大数据局统一管理。\n"))])
-    log_html, _ = upload([str(uploaded("policy.txt", "甲市数据条例\n\n第一条 甲市公共数据由财政局统一管理。\n"))])
-    assert "already uploaded as uploads/policy.txt" in log_html
+    first, second = ("甲市数据条例\n\n第一条 甲市公共数据由大数据局统一管理。\n",
+                     "甲市数据条例\n\n第一条 甲市公共数据由财政局统一管理。\n")
+    h.upload([str(uploaded("policy.txt", first))])
+    again = [str(uploaded("policy.txt", second)), str(uploaded("other.txt", "乙市规划\n\n乙市建设五个数据中心。\n"))]
+    log_html, _ = h.upload(again)
+    assert "policy.txt</code> 已上传过 already uploaded" in log_html and "Nothing was added yet" in log_html
+    assert h.held_upload() and engine.document("uploads/other.txt") is None  # the whole request waits
     assert "大数据局" in engine.document("uploads/policy.txt").text
-    assert "大数据局" in (area / "policy.txt").read_text(encoding="utf-8")
-    log_html, _ = upload([str(uploaded("policy.txt", "甲市数据条例\n\n第一条 甲市公共数据由财政局统一管理。\n"))],
-                         True)
+    log_html, _ = h.resolve_upload("cancel")
+    assert "Cancelled" in log_html and not h.held_upload() and engine.document("uploads/other.txt") is None
+    assert h.resolve_upload("replace")[0] == "<p>nothing is waiting to be added</p>"  # a decision is used once
+
+    h.upload(again)
+    log_html, _ = h.resolve_upload("keep")
+    assert "Added 2 document" in log_html
+    assert "大数据局" in engine.document("uploads/policy.txt").text
+    assert "财政局" in engine.document("uploads/policy (2).txt").text
+
+    h.upload([str(uploaded("policy.txt", second.replace("财政局", "网信办")))])
+    log_html, _ = h.resolve_upload("replace")
     assert "Added 1 document" in log_html
-    assert "财政局" in engine.document("uploads/policy.txt").text
-    assert "财政局" in (area / "policy.txt").read_text(encoding="utf-8")
-    assert sorted(p.name for p in area.iterdir()) == ["policy.txt"]  # no backup left behind
+    assert "网信办" in engine.document("uploads/policy.txt").text
+    assert "网信办" in (area / "policy.txt").read_text(encoding="utf-8")
+    assert sorted(p.name for p in area.iterdir()) == ["other.txt", "policy (2).txt", "policy.txt"]  # no backup
 
 
 def test_upload_area_keeps_only_indexed_files(upload, engine, app_settings):

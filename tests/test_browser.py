@@ -220,7 +220,7 @@ def test_upload_in_browser_then_searchable(browser, app_url, tmp_path):
     bad = tmp_path / "notes.exe"
     bad.write_bytes(b"MZ")
     context, page, watch = new_page(browser, app_url)
-    page.locator("#pq-upload input[type=file]").set_input_files([str(good), str(bad)])
+    page.locator("#pq-admin-upload input[type=file]").set_input_files([str(good), str(bad)])
     page.wait_for_selector("#pq-upload-log li", timeout=ANSWER_TIMEOUT_MS)
     log = page.locator("#pq-upload-log").inner_text()
     assert "browser_upload.txt" in log and "notes.exe: unsupported file type" in log
@@ -228,4 +228,111 @@ def test_upload_in_browser_then_searchable(browser, app_url, tmp_path):
     # answered or refused with "possibly related" passages: either way the new file is linked
     assert page.locator("[data-testid='bot']").last.locator("a.pq-src[href^='/source/uploads%2Fbrowser_upload.txt']").count()
     page.screenshot(path=SHOTS / "07_after_upload.png", full_page=True)
+    context.close()
+
+
+# -- the library panel: list, scope, delete ---------------------------------------------------
+SICHUAN = "004_14d6703fe5634065.txt"
+SEED_IDS = ["000_23acc2fe7a7ca56c.txt", "001_f21eb84e8a85de7c.txt", "002_236f301bd7d0f271.txt",
+            "003_b8f887ea6ba329fa.txt", SICHUAN]
+BROAD = "到2020年信息化发展的主要目标是什么?"
+
+
+def source_ids(bot) -> list[str]:
+    """The documents the sources (or "possibly related" passages) of one answer link to."""
+    from urllib.parse import unquote
+
+    links = bot.locator("a.pq-src")
+    return [unquote(links.nth(i).get_attribute("href").split("/source/")[1].split("?")[0])
+            for i in range(links.count())]
+
+
+def library_ids(page) -> list[str]:
+    rows = page.locator("#pq-library tr[data-doc-id]")
+    return [rows.nth(i).get_attribute("data-doc-id") for i in range(rows.count())]
+
+
+def test_library_lists_the_seed_documents_and_opens_them(browser, app_url):
+    context, page, watch = new_page(browser, app_url)
+    page.wait_for_selector("#pq-library tr[data-doc-id]")
+    assert set(SEED_IDS) <= set(library_ids(page))
+    row = page.locator(f"#pq-library tr[data-doc-id='{SICHUAN}']")
+    assert "四川省人民政府" in row.inner_text() and "2017-12-21" in row.inner_text() and "corpus" in row.inner_text()
+    page.locator("#pq-library-panel").screenshot(path=SHOTS / "09_library.png")
+    with context.expect_page() as opened:
+        row.locator("a.pq-lib-doc").click()
+    view = opened.value
+    view.wait_for_load_state()
+    assert view.url.endswith("/source/004_14d6703fe5634065.txt") and "四川省" in view.locator("h1").inner_text()
+    assert watch.dialogs == [] and watch.errors == [] and watch.external == []
+    context.close()
+
+
+def test_scope_to_the_sichuan_plan_and_clear_it(browser, app_url):
+    context, page, watch = new_page(browser, app_url)
+    page.wait_for_selector("#pq-library tr[data-doc-id]")
+    page.locator("#pq-scope-pick label", has_text="四川省").click()
+    page.wait_for_selector("#pq-scope .pq-scope")
+    assert "四川省" in page.locator("#pq-scope").inner_text()
+    first = ask(page, BROAD)
+    ids = source_ids(first)
+    assert ids and set(ids) == {SICHUAN}, ids
+    assert "范围 Scope: 四川省" in first.inner_text()
+    follow = ask(page, "那电子政务方面呢?")  # a follow-up keeps the scope
+    assert set(source_ids(follow)) == {SICHUAN}
+    page.screenshot(path=SHOTS / "10_scoped_answer.png", full_page=True)
+    page.locator("#pq-scope-clear").click()  # one click clears it
+    page.wait_for_function("() => !document.querySelector('#pq-scope .pq-scope')")
+    unscoped = ask(page, BROAD)
+    assert set(source_ids(unscoped)) - {SICHUAN}, "without the scope other documents answer too"
+    assert "范围 Scope" not in unscoped.inner_text()
+    assert watch.dialogs == [] and watch.errors == []
+    context.close()
+
+
+def test_upload_then_delete_is_gone_from_search_disk_and_after_reload(browser, app_url, browser_index, tmp_path):
+    name, doc_id = "library_delete.txt", "uploads/library_delete.txt"
+    question = "白鹭数据岛的服务器总数是多少?"
+    good = tmp_path / name
+    good.write_text("白鹭数据岛建设方案\n\n白鹭数据岛的服务器总数为三万八千台。\n", encoding="utf-8")
+    stored = browser_index.with_name(browser_index.name + ".uploads") / name
+    context, page, watch = new_page(browser, app_url)
+    page.locator("#pq-admin-upload input[type=file]").set_input_files([str(good)])
+    page.wait_for_selector(f"#pq-library tr[data-doc-id='{doc_id}']", timeout=ANSWER_TIMEOUT_MS)
+    assert stored.is_file()
+    assert "upload" in page.locator(f"#pq-library tr[data-doc-id='{doc_id}']").inner_text()
+    before = ask(page, question)
+    assert doc_id in source_ids(before)
+
+    # the same name again: asked, and Cancel adds nothing
+    page.locator("#pq-admin-upload input[type=file]").set_input_files([str(good)])
+    page.wait_for_selector("#pq-admin-replace", state="visible", timeout=ANSWER_TIMEOUT_MS)
+    assert "already uploaded" in page.locator("#pq-upload-log").inner_text()
+    page.locator("#pq-admin-upload-cancel").click()
+    page.wait_for_function("() => document.querySelector('#pq-upload-log').innerText.includes('Cancelled')")
+    assert library_ids(page).count(doc_id) == 1
+
+    page.locator("#pq-admin-delete-pick input").click()
+    page.get_by_role("option", name=re.compile("library_delete")).click()
+    page.locator("#pq-admin-delete").click()
+    page.wait_for_selector("#pq-admin-delete-confirm", state="visible")
+    assert "白鹭数据岛建设方案" in page.locator("#pq-delete-question").inner_text()
+    page.screenshot(path=SHOTS / "11_delete_confirm.png", full_page=True)
+    page.locator("#pq-admin-delete-confirm").click()
+    page.wait_for_selector(f"#pq-library tr[data-doc-id='{doc_id}']", state="detached", timeout=ANSWER_TIMEOUT_MS)
+    assert "已删除 Deleted" in page.locator("#pq-library-log").inner_text()
+    assert not stored.exists()
+    assert doc_id in source_ids(before)  # the earlier answer keeps its sources ...
+    link = before.locator("a.pq-src[href*='library_delete']").first.get_attribute("href")
+    view = context.new_page()
+    assert view.goto(app_url.rstrip("/") + link).status == 410  # ... whose page says the source was removed
+    assert "removed" in view.locator("main").inner_text()
+    after = ask(page, question)
+    assert doc_id not in source_ids(after)
+
+    page.reload()
+    page.wait_for_selector("#pq-library tr[data-doc-id]")
+    assert doc_id not in library_ids(page) and set(SEED_IDS) <= set(library_ids(page))
+    assert doc_id not in source_ids(ask(page, question)) and not stored.exists()
+    assert watch.dialogs == [] and watch.errors == []
     context.close()

@@ -154,3 +154,30 @@ def test_rebuilding_is_true_while_an_upload_holds_the_lock(engine):
     finally:
         engine._write_lock.release()
     assert not engine.rebuilding
+
+
+def test_delete_handler_then_the_source_link_says_removed(engine, tmp_path):
+    import httpx
+
+    import app
+    from conftest import serving, uploaded
+
+    h = app.make_handlers(engine)
+    log_html, _ = h.upload([str(uploaded("qingsong.txt", NEW_DOC))])
+    assert "Added 1 document" in log_html
+    answer = engine.assistant.ask("青松数据港的机架总数是多少?")
+    url = next(c for c in answer.citations if c.hit.doc_id == "uploads/qingsong.txt")
+    link = app.render.citation_url(url)
+    assert h.delete(None)[0] == "<p>先选择文件 Choose a document first.</p>"
+    with serving(app.create_app(engine, engine.settings)) as base:
+        assert httpx.get(base + link).status_code == 200
+        log_html, stats = h.delete("uploads/qingsong.txt")
+        assert "已删除 Deleted 青松数据港建设方案" in log_html and "5 documents" in stats
+        gone = httpx.get(base + link)
+        assert gone.status_code == 410 and "removed from the index" in gone.text
+        assert httpx.get(base + "/source/uploads%2Fnever.txt").status_code == 404
+    assert "no such document" in h.delete("uploads/qingsong.txt")[0]  # twice: a clear refusal
+    assert not engine.upload_area().path_of("qingsong.txt").exists()
+    # the answer given before keeps its quote, rendered from its own stored text
+    html = app.render.render_answer(answer)
+    assert "一万二千" in html and url.quote[:10] in html

@@ -34,6 +34,16 @@ blockquote.pq-quote { margin: .2em 0 .1em 0; padding: .1em .6em; border-left: 3p
 .pq-refusal-tag { display: block; font-weight: 600; color: #b45309; }
 .pq-error { color: #b91c1c; }
 #pq-upload-log { font-size: .9em; overflow-wrap: anywhere; }
+#pq-library { overflow-x: auto; }
+table.pq-library { width: 100%; border-collapse: collapse; font-size: .9em; }
+table.pq-library th, table.pq-library td { text-align: left; padding: .3em .5em; vertical-align: top;
+  border-bottom: 1px solid var(--border-color-primary); overflow-wrap: anywhere; }
+table.pq-library td.pq-num { text-align: right; }
+table.pq-library code { font-size: .85em; color: var(--body-text-color-subdued); }
+.pq-scope { padding: .3em .6em; border-left: 4px solid #2563eb; background: rgba(37,99,235,.08); }
+.pq-scope-chip { display: inline-block; font-size: .82em; padding: 0 .5em; margin-bottom: .3em; border-radius: 1em;
+  background: rgba(37,99,235,.12); color: var(--body-text-color); }
+.pq-conflict { color: #b45309; font-weight: 600; }
 @media (max-width: 600px) { #pq-title h2 { font-size: 1.25rem; } }
 #pq-upload-log ul { padding-left: 1.2em; margin: .2em 0; }
 """
