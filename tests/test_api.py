@@ -241,3 +241,20 @@ def test_client_leaving_mid_stream_frees_its_slot(tiny_url):
     client = openai.OpenAI(base_url=tiny_url + "/v1", api_key="unused", max_retries=6, timeout=120)
     # the one slot comes back once the abandoned answer's current step ends (503s meanwhile are retried)
     assert "35" in ask(client, QUESTION).choices[0].message.content
+
+
+def test_web_ui_queue_is_bounded_too(tiny_url):
+    """Gradio's queue (max_size from queue_size) turns a burst away instead of piling it up."""
+    from gradio_client import Client
+
+    client = Client(tiny_url + "/", verbose=False)
+    jobs = [client.submit(QUESTION, api_name="/ask") for _ in range(6)]
+    outcomes = []
+    for job in jobs:
+        try:
+            outcomes.append(job.result(timeout=120))
+        except Exception as exc:  # noqa: BLE001 - gradio_client's error for a refused event
+            outcomes.append(exc)
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert refused and any("queue is full" in str(o).lower() for o in refused), outcomes
+    assert any(isinstance(o, dict) and "35" in o["answer"] for o in outcomes)

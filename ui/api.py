@@ -378,9 +378,12 @@ def add_api(app: FastAPI, engine, settings, access: Access) -> None:
                             answer = piece
                         elif await request.is_disconnected():
                             return JSONResponse({}, 499)  # nobody to answer: stop the work
+            return JSONResponse(call.completion(answer))
+        except Exception as exc:  # noqa: BLE001 - the trace to the log, an OpenAI-shaped 500 to the client
+            log.exception("answering failed")
+            raise ApiError(500, f"answering failed: {exc.__class__.__name__}", "server_error") from None
         finally:
             ticket.release()
-        return JSONResponse(call.completion(answer))
 
     async def events(call: Call, ticket: Ticket) -> AsyncIterator[str]:
         include_usage = bool((call.req.stream_options or {}).get("include_usage"))
