@@ -406,7 +406,7 @@ def create_app(engine: Engine, settings: Settings, access=None):
     from fastapi import Depends, FastAPI
     from fastapi.responses import HTMLResponse
 
-    from ui.access import Access
+    from ui.access import Access, AdminUploadsOnly
     from ui.api import add_api, reader_guard
     from ui.limits import RequestBodyLimit
     from ui.style import CSS, theme
@@ -447,6 +447,7 @@ def create_app(engine: Engine, settings: Settings, access=None):
     # (at least 1: Gradio counts an event in its queue before it starts, so 0 would refuse all)
     demo.queue(default_concurrency_limit=settings.app.concurrency, max_size=max(1, settings.app.queue_size))
     app.add_middleware(RequestBodyLimit, max_bytes=settings.app.max_upload_bytes)
+    app.add_middleware(AdminUploadsOnly, access=access, gradio_app=lambda: app.state.gradio_app)
     # Gradio's login covers its page and its own API (/gradio_api/…: queue, call, upload, file)
     mounted = gr.mount_gradio_app(app, demo, path="/", theme=theme(), css=CSS, footer_links=["api"],
                                   run_history=False, max_file_size=settings.chunk.max_file_bytes,

@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # inside gradio's queue
 openai = pytest.importorskip("openai", reason="the openai client is a dev extra (pip install -e .[dev])")
 
-from conftest import free_port, index_with_document, serving  # noqa: E402
+from conftest import free_port, index_with_document, serving, uploaded  # noqa: E402
 from ui.access import ADMIN, READER, Access, CredentialsError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,8 +222,11 @@ def test_reader_calling_upload_and_delete_events_directly_is_refused(team_served
     before = set(team_engine.retriever.documents)
     with httpx.Client(base_url=url, timeout=120) as http:
         assert http.post("/login", data=dict(zip(("username", "password"), READER_LOGIN))).status_code == 200
-        paths = http.post("/gradio_api/upload", files=[("files", ("reader.txt", NOTE.encode()))]).json()
-        file_data = {"path": paths[0], "orig_name": "reader.txt", "meta": {"_type": "gradio.FileData"}}
+        r = http.post("/gradio_api/upload", files=[("files", ("reader.txt", NOTE.encode()))])
+        assert r.status_code == 403 and "only an admin" in r.text  # Gradio stores no file for a reader
+        # a file already in Gradio's upload folder (as if it got there), named in a crafted event
+        file_data = {"path": str(uploaded("reader.txt", NOTE)), "orig_name": "reader.txt",
+                     "meta": {"_type": "gradio.FileData"}}
         assert "only an admin" in call_event(http, demo, "upload", [[file_data]])
         assert "only an admin" in call_event(http, demo, "delete", ["000_23acc2fe7a7ca56c.txt"])
     assert set(team_engine.retriever.documents) == before

@@ -176,3 +176,28 @@ def web_user(request, gradio_app) -> str | None:
         if token and token in tokens:
             return tokens[token]
     return None
+
+
+class AdminUploadsOnly:
+    """ASGI middleware: with credentials configured, Gradio's file-upload route (which stores
+    files before any handler runs) takes files from a signed-in admin only, so a reader cannot
+    fill the server's disk with files that could never be indexed anyway."""
+
+    def __init__(self, app, access: Access, gradio_app, suffix: str = "/gradio_api/upload"):
+        self.app, self.access, self.gradio_app, self.suffix = app, access, gradio_app, suffix
+
+    async def __call__(self, scope, receive, send):
+        if (self.access.configured and scope["type"] == "http" and scope["method"] == "POST"
+                and scope["path"].endswith(self.suffix)):
+            from starlette.requests import Request
+
+            if not allows(self.access.user_role(web_user(Request(scope), self.gradio_app())), ADMIN):
+                import json
+
+                body = json.dumps({"error": "only an admin may upload documents"}).encode()
+                await send({"type": "http.response.start", "status": 403,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
