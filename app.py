@@ -492,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", help="index directory (default: settings index.path)")
     parser.add_argument("--seeds", help="documents indexed on first run when the index is missing")
-    parser.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the app)")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1; any other address, e.g. 0.0.0.0, "
+                                       "needs credentials: POLICYQA_ADMIN_KEY or POLICYQA_APP_CREDENTIALS)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     parser.add_argument("--config", help="TOML settings file")
     args = parser.parse_args(argv)
