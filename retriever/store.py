@@ -9,6 +9,9 @@ Layout::
         hnsw.faiss        only when the approximate index is used
         chunks.jsonl      Chunk records (+ the hash of the text that was embedded)
         documents.jsonl   cleaned document texts, so sources open without the original files
+        sentences.jsonl   the answer stage's candidate sentences of all chunks (their texts) and
+        sentence_vectors.npy  their float32 passage vectors, so answering embeds nothing
+                          (absent in indexes written before they existed; an update adds them)
         bm25/             bm25s state over jieba terms
       .lock               held by the one process writing (``retriever.lock``)
 
@@ -47,6 +50,8 @@ VECTORS = "vectors.npy"
 HNSW = "hnsw.faiss"
 CHUNKS = "chunks.jsonl"
 DOCUMENTS = "documents.jsonl"
+SENTENCES = "sentences.jsonl"
+SENTENCE_VECTORS = "sentence_vectors.npy"
 BM25_DIR = "bm25"
 LOCK = ".lock"
 GEN_PREFIX = "gen-"
@@ -91,6 +96,8 @@ class StoredIndex:
     vectors: np.ndarray
     documents: list[Document]
     manifest: dict = field(default_factory=dict)
+    sentences: list[str] = field(default_factory=list)  # distinct sentence texts (qa/sentence_vectors.py)
+    sentence_vectors: np.ndarray | None = None  # one normalized row per sentence; None: not stored
 
 
 def _step(name: str) -> None:
@@ -239,6 +246,10 @@ def read_generation(manifest: dict, folder: Path, verify: bool = True) -> Stored
         docs = [Document(**row) for row in _read_jsonl(folder / DOCUMENTS)]
         chunks = [Chunk(**{k: v for k, v in row.items() if k in names}) for row in rows]
         keys = [row.get("embed_key", "") for row in rows]
+        sentences, sentence_vectors = [], None
+        if (folder / SENTENCES).is_file():
+            sentences = [row["text"] for row in _read_jsonl(folder / SENTENCES)]
+            sentence_vectors = np.load(folder / SENTENCE_VECTORS, allow_pickle=False)
     except IndexCorrupt:
         raise
     except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -249,7 +260,11 @@ def read_generation(manifest: dict, folder: Path, verify: bool = True) -> Stored
             f"index at {folder} is inconsistent: {len(chunks)} chunks, vectors {vectors.shape}, manifest says "
             f"{count} x {manifest.get('dimension')}"
         )
-    return StoredIndex(chunks=chunks, embed_keys=keys, vectors=vectors, documents=docs, manifest=manifest)
+    if sentence_vectors is not None and sentence_vectors.shape != (len(sentences), vectors.shape[1]):
+        raise IndexCorrupt(f"index at {folder} is inconsistent: {len(sentences)} sentences, sentence vectors "
+                           f"{sentence_vectors.shape}")
+    return StoredIndex(chunks=chunks, embed_keys=keys, vectors=vectors, documents=docs, manifest=manifest,
+                       sentences=sentences, sentence_vectors=sentence_vectors)
 
 
 def read_index(folder: str | Path, verify: bool = True) -> StoredIndex:
@@ -280,6 +295,9 @@ def write_index(
         _step("vectors")
         _write_jsonl(gen / CHUNKS, ({**asdict(c), "embed_key": k} for c, k in zip(stored.chunks, stored.embed_keys)))
         _write_jsonl(gen / DOCUMENTS, (asdict(d) for d in stored.documents))
+        if stored.sentence_vectors is not None:
+            np.save(gen / SENTENCE_VECTORS, stored.sentence_vectors.astype(np.float32, copy=False))
+            _write_jsonl(gen / SENTENCES, ({"text": t} for t in stored.sentences))
         write_extras(gen)
         _fsync_tree(gen)
         _step("generation")
@@ -289,6 +307,7 @@ def write_index(
             "dimension": int(stored.vectors.shape[1]),
             "chunk_count": len(stored.chunks),
             "document_count": len(stored.documents),
+            "sentence_count": None if stored.sentence_vectors is None else len(stored.sentences),
             "generation": gen.name,
             "content_hash": content_hash(gen),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

