@@ -367,7 +367,9 @@ def build_ui(engine: Engine, settings: Settings, access=None):
                           [confirm_text, confirm_row], queue=False, **private).then(
             h.delete, delete_pick, [library_log, stats], **write).then(
             refresh_library, scope_pick, library_outputs, **private)
+        # the picker is emptied after each upload: files it still listed would be sent again with the next one
         files.upload(upload, [files], [upload_log, stats], show_progress="full", **write).then(
+            lambda: None, None, files, queue=False, **private).then(
             upload_choice, None, choice_row, **private).then(
             refresh_library, scope_pick, library_outputs, **private)
         for button, choice in ((replace_btn, "replace"), (keep_btn, "keep"), (cancel_up, "cancel")):

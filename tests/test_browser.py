@@ -310,7 +310,15 @@ def test_upload_then_delete_is_gone_from_search_disk_and_after_reload(browser, a
     assert "already uploaded" in page.locator("#pq-upload-log").inner_text()
     page.locator("#pq-admin-upload-cancel").click()
     page.wait_for_function("() => document.querySelector('#pq-upload-log').innerText.includes('Cancelled')")
-    assert library_ids(page).count(doc_id) == 1
+    assert library_ids(page).count(doc_id) == 1 and "三万八千" in stored.read_text(encoding="utf-8")
+    # ... and Replace replaces it with the file just chosen
+    good.write_text("白鹭数据岛建设方案\n\n白鹭数据岛的服务器总数为四万台。\n", encoding="utf-8")
+    page.locator("#pq-admin-upload input[type=file]").set_input_files([str(good)])
+    page.wait_for_selector("#pq-admin-replace", state="visible", timeout=ANSWER_TIMEOUT_MS)
+    page.locator("#pq-admin-replace").click()
+    page.wait_for_function("() => document.querySelector('#pq-upload-log').innerText.includes('Added 1')",
+                           timeout=ANSWER_TIMEOUT_MS)
+    assert "四万台" in stored.read_text(encoding="utf-8") and library_ids(page).count(doc_id) == 1
 
     page.locator("#pq-admin-delete-pick input").click()
     page.get_by_role("option", name=re.compile("library_delete")).click()
