@@ -181,3 +181,17 @@ def test_delete_handler_then_the_source_link_says_removed(engine, tmp_path):
     # the answer given before keeps its quote, rendered from its own stored text
     html = app.render.render_answer(answer)
     assert "一万二千" in html and url.quote[:10] in html
+
+
+def test_an_upload_indexed_without_its_time_shows_its_files_time(engine, tmp_path):
+    import os
+
+    from retriever.library import UPLOADED_AT
+
+    src = tmp_path / "old.txt"
+    src.write_text(NEW_DOC, encoding="utf-8")
+    engine.add_documents([src])
+    del engine.document("uploads/old.txt").meta[UPLOADED_AT]  # as an older version indexed it
+    os.utime(engine.upload_area().path_of("old.txt"), (1_700_000_000, 1_700_000_000))
+    info = next(i for i in engine.library() if i.doc_id == "uploads/old.txt")
+    assert info.uploaded_at == "2023-11-14T22:13:20+00:00"

@@ -98,8 +98,19 @@ class Engine:
         return self._write_lock.locked()
 
     def library(self) -> list:
-        """The current index's documents (``retriever.DocumentInfo``), in index order."""
-        return self.retriever.library()
+        """The current index's documents (``retriever.DocumentInfo``), in index order. An upload
+        indexed before upload times were stored shows its kept file's modification time."""
+        from dataclasses import replace
+
+        area = self.upload_area()
+        out = []
+        for info in self.retriever.library():
+            kept = area.path_of(info.doc_id.split("/", 1)[1]) if info.origin == "upload" else None
+            if kept is not None and info.uploaded_at is None and kept.is_file():
+                mtime = datetime.fromtimestamp(kept.stat().st_mtime, timezone.utc)
+                info = replace(info, uploaded_at=mtime.isoformat(timespec="seconds"))
+            out.append(info)
+        return out
 
     def was_removed(self, doc_id: str) -> bool:
         """Whether ``doc_id`` was removed from the index (and not added again) since the app started."""
