@@ -145,6 +145,10 @@ class Embedder:
         except ExportError as exc:
             log.warning("%s; embedding with torch instead", exc)
             return None
+        except Exception as exc:  # noqa: BLE001 - e.g. a damaged file in the cache: the torch path still works
+            log.warning("the ONNX encoder could not be loaded (%s: %s); embedding with torch instead",
+                        exc.__class__.__name__, exc)
+            return None
         check = encoder.meta.get("verification", {}).get(self.cfg.backend, {})
         if check.get("median", 0.0) < self.cfg.same_model_median or check.get("min", 0.0) < self.cfg.same_model_min:
             # vectors differ beyond the tolerance: an index built with them says so

@@ -88,12 +88,19 @@ def export_dir(model_dir: Path, cache_dir: str | Path) -> Path:
     return Path(cache_dir).expanduser() / "onnx" / f"{model_dir.name}-{source_key(model_dir)}"
 
 
+def complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in (*FILES.values(), "tokenizer.json", META))
+
+
 def ensure_onnx(model_dir: str | Path, cache_dir: str | Path) -> Path:
     """The verified export of ``model_dir`` (made now when missing). Raises ExportError."""
     model_dir = Path(model_dir)
     target = export_dir(model_dir, cache_dir)
-    if (target / META).is_file():
+    if complete(target):
         return target
+    if target.exists():  # files removed from the cache by hand: export again
+        log.warning("incomplete ONNX export at %s; exporting again", target)
+        shutil.rmtree(target, ignore_errors=True)
     _pooling(model_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -107,7 +114,7 @@ def ensure_onnx(model_dir: str | Path, cache_dir: str | Path) -> Path:
         try:
             os.replace(staging, target)
         except OSError:
-            if not (target / META).is_file():  # not a concurrent export that finished first
+            if not complete(target):  # not a concurrent export that finished first
                 raise
     except ExportError:
         raise

