@@ -239,3 +239,22 @@ def test_model_the_graph_cannot_express_is_not_exported(tmp_path):
     with pytest.raises(ExportError, match="not mean pooling"):
         ensure_onnx(model, tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
+
+
+def test_removal_keeps_the_other_sentence_vectors(seed_index, settings, embedder, tmp_path):
+    from qa.sentence_vectors import sentence_texts
+    from retriever.build import remove_documents
+    from retriever.store import read_index
+
+    index = tmp_path / "index"
+    shutil.copytree(seed_index, index)
+    before = read_index(index)
+    gone = before.documents[0].doc_id
+    start = embedder.texts_encoded
+    remove_documents(index, [gone], settings, embedder=embedder)
+    after = read_index(index)
+    assert embedder.texts_encoded == start  # nothing embedded, no model needed
+    assert after.sentences == sentence_texts(after.chunks, settings.qa)
+    assert 0 < len(after.sentences) < len(before.sentences)
+    old = dict(zip(before.sentences, before.sentence_vectors))
+    assert all(np.array_equal(old[t], v) for t, v in zip(after.sentences, after.sentence_vectors))
