@@ -389,4 +389,9 @@ def test_app_start_warms_sentences_in_the_background_without_errors(tmp_path, mo
     monkeypatch.setenv("POLICYQA_APP_WARM_UP", "1")
     assert app.main(["--index", str(tmp_path / "index"), "--seeds", str(seeds), "--port", "8125"]) == 0
     assert errors == []
-    assert list((tmp_path / "cache").glob("sentences-*.npz"))  # the warm-up finished and saved
+    assert not any(t.name == "warm-up" and t.is_alive() for t in threading.enumerate())  # it finished
+    # the index carries every sentence vector (issue 14): the warm-up had nothing to embed or save
+    from retriever.store import read_index
+
+    assert read_index(tmp_path / "index").sentence_vectors is not None
+    assert not list((tmp_path / "cache").glob("sentences-*.npz"))
