@@ -56,7 +56,7 @@ BM25_DIR = "bm25"
 LOCK = ".lock"
 GEN_PREFIX = "gen-"
 STAGED_PREFIX = f".{MANIFEST}.tmp-"  # a manifest written but not yet switched in
-_FLAT_FILES = (VECTORS, HNSW, CHUNKS, DOCUMENTS, BM25_DIR)
+_FLAT_FILES = (VECTORS, HNSW, CHUNKS, DOCUMENTS, BM25_DIR, SENTENCES, SENTENCE_VECTORS)
 _FLAT_HASHED = (VECTORS, CHUNKS, DOCUMENTS)
 CRASH_ENV = "POLICYQA_CRASH_AT"  # tests: kill -9 the writer at this named step
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ def read_generation(manifest: dict, folder: Path, verify: bool = True) -> Stored
         chunks = [Chunk(**{k: v for k, v in row.items() if k in names}) for row in rows]
         keys = [row.get("embed_key", "") for row in rows]
         sentences, sentence_vectors = [], None
-        if (folder / SENTENCES).is_file():
+        if manifest.get("generation") is not None and (folder / SENTENCES).is_file():  # format 1 had none
             sentences = [row["text"] for row in _read_jsonl(folder / SENTENCES)]
             sentence_vectors = np.load(folder / SENTENCE_VECTORS, allow_pickle=False)
     except IndexCorrupt:

@@ -310,8 +310,9 @@ def test_first_run_builds_index_then_warms_sentence_cache(tmp_path, settings, em
     assert "building it from" in capsys.readouterr().out
     engine = app.Engine.load(index, cfg)
     engine.warm_up()
-    assert "sentence cache:" in capsys.readouterr().out
-    assert len(app.Engine.load(index, cfg).assistant.vectors) == len(engine.assistant.vectors) > 0  # from disk
+    assert "sentence cache:" not in capsys.readouterr().out  # the index carries them (issue 14): nothing to embed
+    assert len(app.Engine.load(index, cfg).assistant.vectors) == len(engine.assistant.vectors) > 0
+    assert not list((tmp_path / "cache").glob("sentences-*.npz"))
     app.ensure_index(index, seeds, cfg)  # an existing index is used as it is
     assert "building" not in capsys.readouterr().out
 
