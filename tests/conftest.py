@@ -69,6 +69,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def app_process(args: list[str], env: dict, log: Path, start_s: float = 180):
+    """``python app.py ARGS`` as a user starts it, its output in ``log``; yields its local URL
+    once the page answers, and stops it afterwards (a start that fails shows the log)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parents[1] / "app.py"), *args,
+                                 "--port", str(port)], cwd=Path(__file__).resolve().parents[1], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + start_s
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"app did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def index_with_document(seed_index, root, name: str, text: str, settings, embedder):
     """A writable copy of the seed index with one more document (written into ``root``)."""
     import shutil

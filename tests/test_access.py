@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # inside gradio's queue
 openai = pytest.importorskip("openai", reason="the openai client is a dev extra (pip install -e .[dev])")
 
-from conftest import free_port, index_with_document, serving, uploaded  # noqa: E402
+from conftest import app_process, free_port, index_with_document, serving, uploaded  # noqa: E402
 from ui.access import ADMIN, READER, Access, CredentialsError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,7 +231,9 @@ def test_reader_calling_upload_and_delete_events_directly_is_refused(team_served
     assert set(team_engine.retriever.documents) == before
     with httpx.Client(base_url=url, timeout=120) as http:  # the same call as an admin goes through
         assert http.post("/login", data=dict(zip(("username", "password"), ADMIN_LOGIN))).status_code == 200
-        paths = http.post("/gradio_api/upload", files=[("files", ("admin.txt", NOTE.encode()))]).json()
+        # its own text: a copy of note.txt would be skipped as a duplicate whenever note.txt is still indexed
+        admin_text = NOTE + "\n管理员上传的补充说明：本文件用于测试上传权限。"
+        paths = http.post("/gradio_api/upload", files=[("files", ("admin.txt", admin_text.encode()))]).json()
         file_data = {"path": paths[0], "orig_name": "admin.txt", "meta": {"_type": "gradio.FileData"}}
         assert "Added 1 document" in call_event(http, demo, "upload", [[file_data]])
     assert team_engine.document("uploads/admin.txt") is not None
@@ -274,32 +275,13 @@ def team_app_url(seed_index, tmp_path_factory):
 
     index = tmp_path_factory.mktemp("team-app") / "index"
     shutil.copytree(seed_index, index)
-    port = free_port()
     log = tmp_path_factory.mktemp("team-applog") / "app.log"
     clean = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
     env = {**clean, "HF_HUB_OFFLINE": "1", "POLICYQA_APP_WARM_UP": "0", "POLICYQA_QA_GENERATOR": "extractive",
            "POLICYQA_QA_SENTENCE_CACHE_DIR": str(tmp_path_factory.mktemp("sentences")),
            "POLICYQA_READER_LOGIN": ":".join(READER_LOGIN), "POLICYQA_ADMIN_LOGIN": ":".join(ADMIN_LOGIN)}
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--index", str(index), "--host", "0.0.0.0",
-                                 "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"app did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with app_process(["--index", str(index), "--host", "0.0.0.0"], env, log) as url:
+        yield url
 
 
 def signed_in_page(browser, url: str, login: tuple[str, str]):

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,7 +25,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 QUESTION = "到2020年北斗系统由多少颗卫星组成?"
 ANSWER_TIMEOUT_MS = 120_000
 
-from conftest import free_port, index_with_document  # noqa: E402
+from conftest import app_process, index_with_document  # noqa: E402
 from test_app import EVIL_DOC, EVIL_QUESTION  # noqa: E402  (same markup document as the unit tests)
 
 
@@ -43,30 +39,11 @@ def browser_index(seed_index, tmp_path_factory, settings, embedder):
 @pytest.fixture(scope="module")
 def app_url(browser_index, tmp_path_factory):
     """``python app.py --index … --port …`` as a user starts it; stopped after the module."""
-    port = free_port()
     log = tmp_path_factory.mktemp("applog") / "app.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "POLICYQA_APP_CONCURRENCY": "2", "POLICYQA_APP_WARM_UP": "0",
            "POLICYQA_QA_SENTENCE_CACHE_DIR": str(tmp_path_factory.mktemp("sentences"))}
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--index", str(browser_index),
-                                 "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"app did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with app_process(["--index", str(browser_index)], env, log) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
