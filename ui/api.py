@@ -144,18 +144,17 @@ def policyqa_field(answer: Answer, base: str, doc_ids: list[str] | None) -> dict
 
 def sources_text(answer: Answer, base: str) -> str:
     """The plain-text source list that follows the answer in the assistant's message."""
+    def where(item: dict) -> str:
+        return f"{item['title']} · {item['section']}" if item["section"] else item["title"]
+
     if answer.citations:
         lines = ["来源 Sources:"]
         for c in answer.citations:
             item = _citation(c, base)
-            where = f"{item['title']} · {item['section']}" if item["section"] else item["title"]
-            lines.append(f"[{c.n}] {where}: “{c.quote}” {item['url']}")
+            lines.append(f"[{c.n}] {where(item)}: “{c.quote}” {item['url']}")
     elif answer.related:
         lines = ["可能相关 Possibly related:"]
-        for h in answer.related:
-            item = _related(h, base)
-            where = f"{item['title']} · {item['section']}" if item["section"] else item["title"]
-            lines.append(f"- {where} {item['url']}")
+        lines += [f"- {where(item)} {item['url']}" for item in (_related(h, base) for h in answer.related)]
     else:
         return ""
     return "\n\n" + "\n".join(lines)
