@@ -21,8 +21,8 @@ from settings import EmbedSettings, Settings
 QUESTION = "十四五规划对数字经济核心产业增加值占GDP比重提出了什么目标?"
 
 
-def test_default_encoder_is_onnx_int8(embedder):
-    assert embedder.backend == "onnx-int8"
+def test_default_encoder_is_onnx_fp32(embedder):
+    assert embedder.backend == "onnx"
     assert embedder.model is None  # no SentenceTransformer, so no torch
 
 
