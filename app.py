@@ -465,11 +465,11 @@ def create_app(engine: Engine, settings: Settings, access=None):
     return mounted
 
 
-def ensure_index(index_dir: Path, seeds_dir: Path, settings: Settings) -> None:
+def ensure_index(index_dir: Path | str, seeds_dir: Path, settings: Settings) -> None:
     """First run: build the index of the seed documents, with progress, before serving."""
     from retriever import IndexMissing, build_index, index_exists
 
-    if index_exists(index_dir):
+    if index_exists(index_dir, settings):
         return
 
     if not seeds_dir.is_dir():
@@ -492,7 +492,7 @@ def is_loopback(host: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", help="index directory (default: settings index.path)")
+    parser.add_argument("--index", help="index directory or seekdb:// URI (default: settings index.path)")
     parser.add_argument("--seeds", help="documents indexed on first run when the index is missing")
     parser.add_argument("--host", help="address to bind (default 127.0.0.1; any other address, e.g. 0.0.0.0, "
                                        "needs credentials: POLICYQA_ADMIN_KEY or POLICYQA_APP_CREDENTIALS)")
@@ -501,7 +501,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(args.config).override("app", host=args.host, port=args.port, seeds_dir=args.seeds)
     host, port = settings.app.host, settings.app.port
-    index_dir = Path(args.index or settings.index.path)
+    from retriever import is_uri
+
+    index_dir = args.index or settings.index.path
+    index_dir = index_dir if is_uri(index_dir) else Path(index_dir)
     from ui.access import HOW_TO, Access, CredentialsError
 
     try:

@@ -91,7 +91,7 @@ def run_upload(settings: Settings, questions_file: Path, size_mb: float, log, in
             i += 1
         thread.join()
         engine.close()  # stops the new document's sentence warm-up
-        passages = sum(c.doc_id == "uploads/bench_upload.txt" for c in engine.retriever.stored.chunks)
+        passages = len(engine.retriever.passages_of("uploads/bench_upload.txt"))
         shutil.rmtree(doc.parent, ignore_errors=True)
         return {"upload_mb": round(size_mb, 1), "upload_seconds": round(state.get("seconds", 0), 1),
                 "upload_passages": passages, "added": "Added 1 document" in state.get("log", ""),

@@ -435,7 +435,7 @@ def run_evaluation(
         "questions_file": source,
         "index": str(getattr(retriever, "path", "")),
         "index_chunks": len(retriever) if hasattr(retriever, "__len__") else None,
-        "model_id": (getattr(retriever, "stored", None) and retriever.stored.manifest.get("model_id")) or None,
+        "model_id": (getattr(retriever, "manifest", None) or {}).get("model_id") or None,
         "host": {"cpus": os.cpu_count(), "load_before": load_before, "load_after": _load()},
         "n_questions": len(questions),
         "n_answerable": sum(q.answerable for q in questions),

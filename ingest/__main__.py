@@ -27,7 +27,8 @@ from .pipeline import ingest_folder
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__.splitlines()[0])
     parser.add_argument("source", nargs="?", help="folder (searched recursively) or single file")
-    parser.add_argument("--index", help="index directory to create or update")
+    parser.add_argument("--index", help="index to create or update: a directory, or seekdb:///DIR or "
+                        "seekdb://USER[:PASSWORD]@HOST:PORT/DATABASE (README: Scaling out)")
     parser.add_argument("--chunks-out", help="write the chunks as JSON lines to this file")
     parser.add_argument("--config", help="TOML settings file")
     parser.add_argument("--chunk-size", type=int, help="target chunk size in characters")

@@ -23,19 +23,23 @@ def list_documents(index: str, settings: Settings) -> int:
     from rich.table import Table
 
     from retriever.library import library
-    from retriever.store import IndexLoadError, read_index
+    from retriever.store import IndexLoadError
+    from retriever.stores import open_store
 
     try:
-        stored = read_index(index)
+        with open_store(index, settings) as store:
+            manifest = store.manifest()
+            store.open_for(manifest.get("model_id"), manifest.get("dimension"))  # whatever model built it
+            documents, counts = store.documents(), store.passage_counts()
     except IndexLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    table = Table(title=f"{index}: {len(stored.documents)} documents, {len(stored.chunks)} passages",
+    table = Table(title=f"{index}: {len(documents)} documents, {sum(counts.values())} passages",
                   title_justify="left")
     for name, justify in [("id", "left"), ("title", "left"), ("issuer", "left"), ("date", "left"),
                           ("script", "left"), ("passages", "right"), ("origin", "left")]:
         table.add_column(name, justify=justify, overflow="fold")
-    for info in library(stored.documents, stored.chunks):
+    for info in library(documents, counts):
         origin = info.origin + (f" {info.uploaded_at}" if info.uploaded_at else "")
         table.add_row(info.doc_id, info.title, info.issuer or "-", info.date or "-", info.script,
                       str(info.passages), origin)

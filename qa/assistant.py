@@ -60,8 +60,8 @@ class Assistant:
         self.settings = settings or retriever.settings
         cfg = self.settings.qa
         self.vectors = SentenceVectors.shared(retriever.embedder, cfg.sentence_cache_dir)
-        self.vectors.add(retriever.stored.sentences, retriever.stored.sentence_vectors)  # answers embed nothing
-        if retriever.stored.sentence_vectors is None:
+        self.vectors.source = retriever.sentence_vectors  # answers embed nothing the index holds
+        if retriever.manifest.get("sentence_count", 0) is None:
             log.info("index %s holds no sentence vectors (written before they were stored): sentences are "
                      "embedded on demand and cached; `python -m ingest SOURCE --index %s` adds them",
                      retriever.path, retriever.path)
@@ -220,7 +220,8 @@ class Assistant:
         from .sentence_vectors import sentence_texts
 
         cfg = self.settings.qa
-        texts = self.vectors.missing(sentence_texts(self.retriever.stored.chunks, cfg))  # none when the index has them
+        chunks = [c for doc in self.retriever.documents for c in self.retriever.passages_of(doc)]
+        texts = self.vectors.missing(sentence_texts(chunks, cfg))  # the index's own are fetched, not embedded
         block = cfg.warm_up_block
         for lo in range(0, len(texts), block):
             if stop is not None and stop.is_set():

@@ -21,10 +21,9 @@ import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-import numpy as np
 
 from retriever import Hit, Retriever
-from retriever.build import keyword_text
+from retriever.passages import keyword_text
 from retriever.terms import terms
 from settings import QASettings
 
@@ -70,11 +69,8 @@ class RefusalJudge:
         self._hit_terms = lru_cache(maxsize=5000)(lambda text: frozenset(terms(text)))
 
     def _df(self, term: str) -> int:
-        """Passages whose BM25 text holds ``term`` (from the BM25 index, no re-tokenizing)."""
-        model = self.retriever.sparse.model
-        if term not in model.vocab_dict:
-            return 0
-        return int(np.count_nonzero(model.get_scores([term])))
+        """Passages whose keyword text holds ``term`` (asked of the index's store)."""
+        return self.retriever.document_frequency(term)
 
     def signal(self, question: str, lang: str, hits: list[Hit], best_cosine: float) -> EvidenceSignal:
         q_terms = set(content_terms(question))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,8 @@ class SentenceVectors:
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._unsaved = False  # vectors computed here since the cache file was read or written
+        # the index's stored vectors (``Retriever.sentence_vectors``), asked before embedding
+        self.source: Callable[[list[str]], dict[str, np.ndarray]] | None = None
         self.path: Path | None = None
         if cache_dir:
             digest = hashlib.sha1(embedder.model_id.encode("utf-8")).hexdigest()[:12]
@@ -58,6 +61,10 @@ class SentenceVectors:
         for warm-up, which then yields the model to questions."""
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing and self.source is not None:
+            stored = self.source(missing)
+            self.add(list(stored), list(stored.values()))
+            missing = [t for t in missing if t not in stored]
         if missing:
             fresh = self.embedder.encode_passages(missing, urgent=urgent)
             with self._lock:

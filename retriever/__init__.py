@@ -1,4 +1,4 @@
-"""Stage 2: chunks → embeddings + FAISS + BM25 index → fused ``Hit`` lists.
+"""Stage 2: chunks → embeddings + an index (a FAISS + BM25 folder, or seekdb) → fused ``Hit`` lists.
 
     from retriever import Retriever
     hits = Retriever.load("index").search("到2020年北斗系统由多少颗卫星组成?", k=5)
@@ -10,7 +10,8 @@ from .library import DocumentInfo, UnknownDocument
 from .records import Hit
 from .search import QueryError, Retriever
 from .store import (IndexCorrupt, IndexLoadError, IndexLocked, IndexMismatch, IndexMissing, IndexWriteError,
-                    current_dir, index_exists)
+                    current_dir)
+from .stores import Store, index_exists, is_uri, open_store
 
 __all__ = [
     "BuildReport",
@@ -26,11 +27,14 @@ __all__ = [
     "ModelNotFound",
     "QueryError",
     "Retriever",
+    "Store",
     "UnknownDocument",
     "build_index",
     "current_dir",
     "get_embedder",
     "index_exists",
+    "is_uri",
+    "open_store",
     "remove_documents",
     "update_index",
 ]

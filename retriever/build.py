@@ -9,40 +9,24 @@ mismatched index is refused rather than rebuilt, unless a rebuild is asked for.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ingest import Chunk, Document, IngestResult
+from ingest import Document, IngestResult
 from settings import Settings, load_settings
 
-from .dense import DenseIndex, choose_kind
 from .embedder import Embedder, get_embedder
 from .library import check_known
-from .lock import write_lock
-from .sparse import SparseIndex
-from .store import IndexCorrupt, IndexMismatch, IndexMissing, StoredIndex, check_compatible, read_index, write_index
+from .passages import embed_key, embed_text, keyword_text
+from .store import IndexCorrupt, IndexMismatch, IndexMissing, check_compatible
+from .stores import Change, PassageRow, Snapshot, Store, open_store, record_hash
 
-
-def embed_text(chunk: Chunk) -> str:
-    """What the embedding model sees: the passage alone. Prefixing title and section was
-    measured on the dev set (dense hit@5 0.822 with, 0.856 without) and did not help."""
-    return chunk.text
-
-
-def keyword_text(chunk: Chunk) -> str:
-    """What BM25 indexes: the passage plus its title and section, so a question naming the
-    document or section ("四川省…", "优先行动…") matches passages that do not repeat it."""
-    head = " ".join(part for part in (chunk.title, chunk.section) if part)
-    return f"{head}\n{chunk.text}" if head else chunk.text
-
-
-def embed_key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+__all__ = ["BuildReport", "build_index", "embed_key", "embed_text", "keyword_text", "remove_documents",
+           "update_index"]
 
 
 @dataclass
@@ -74,15 +58,15 @@ class BuildReport:
         return "\n".join(lines)
 
 
-def _previous(path: Path, embedder: Embedder) -> StoredIndex | None:
+def _previous(store: Store, embedder: Embedder) -> Snapshot:
     """The existing index, to update. A damaged or mismatched one is refused, never silently
     replaced: rebuilding would drop every document not given in this run."""
+    path = store.location
     try:
-        stored = read_index(path)
-        check_compatible(stored.manifest, embedder.model_id, embedder.dim, path)
-        return stored
-    except IndexMissing:
-        return None
+        snapshot = store.snapshot()
+        if snapshot.manifest is not None:
+            check_compatible(snapshot.manifest, embedder.model_id, embedder.dim, path)
+        return snapshot
     except (IndexCorrupt, IndexMismatch) as exc:
         raise type(exc)(
             f"{exc}. Nothing was changed. To discard it and index only the documents given now, run: "
@@ -123,95 +107,76 @@ def _merge_documents(old: list[Document], result: IngestResult, roots: list[Path
     return kept, fresh
 
 
+def _sentence_texts(settings: Settings):
+    from qa.sentence_vectors import sentence_texts  # the answer stage defines what a sentence is
+
+    return lambda chunks: sentence_texts(chunks, settings.qa)
+
+
 def update_index(result: IngestResult, path: str | Path, settings: Settings | None = None,
                  progress: bool = True, roots: list[Path] | None = None,
                  embedder: Embedder | None = None, rebuild: bool = False) -> BuildReport:
-    """Create the index at ``path`` or bring it up to date with ``result``, holding its write
-    lock throughout. ``rebuild`` discards the existing index (even a damaged one) instead."""
+    """Create the index at ``path`` (a folder or a database URI) or bring it up to date with
+    ``result``, holding its write lock throughout. ``rebuild`` discards the existing index
+    (even a damaged one) instead."""
     settings = settings or load_settings()
     embedder = embedder or get_embedder(settings.embed)
-    with write_lock(path, settings.index):
-        return _update(result, Path(path), settings, progress, roots, embedder, rebuild)
+    with open_store(path, settings) as store, store.write_lock():
+        return _update(result, store, settings, progress, roots, embedder, rebuild)
 
 
-def _update(result: IngestResult, path: Path, settings: Settings, progress: bool, roots: list[Path] | None,
+def _update(result: IngestResult, store: Store, settings: Settings, progress: bool, roots: list[Path] | None,
             embedder: Embedder, rebuild: bool) -> BuildReport:
     started = time.perf_counter()
-    report = BuildReport(path=str(path), rebuilt=rebuild)
-    previous = None if rebuild else _previous(path, embedder)
+    report = BuildReport(path=store.location, rebuilt=rebuild)
+    previous = Snapshot([], {}, None) if rebuild else _previous(store, embedder)
     if roots is None:
         roots = sorted({Path(d.path).resolve().parent for d in result.documents} |
                        {Path(s.path).resolve().parent for s in result.skipped})
-    kept_docs, fresh_docs = _merge_documents(previous.documents if previous else [], result, roots, report)
+    kept_docs, fresh_docs = _merge_documents(previous.documents, result, roots, report)
     fresh_ids = {d.doc_id for d in fresh_docs}
     kept_ids = {d.doc_id for d in kept_docs}
+    old_docs = {d.doc_id: d for d in previous.documents}
 
-    cache: dict[str, np.ndarray] = {}
-    chunks: list[Chunk] = []
-    if previous:
-        for chunk, key, vector in zip(previous.chunks, previous.embed_keys, previous.vectors):
-            cache.setdefault(key, vector)
-            if chunk.doc_id in kept_ids:
-                chunks.append(chunk)
-    chunks += [c for c in result.chunks if c.doc_id in fresh_ids]
-    texts = [embed_text(c) for c in chunks]
-    keys = [embed_key(t) for t in texts]
-    todo = sorted({k: i for i, k in reversed(list(enumerate(keys))) if k not in cache}.values())
-    vectors = embedder.encode_passages([texts[i] for i in todo], progress=progress)
+    chunks = [c for c in result.chunks if c.doc_id in fresh_ids]
+    keys = [embed_key(embed_text(c)) for c in chunks]
+    # a passage whose stored record is identical is left alone; the others are written, their
+    # vectors reused by embedded text where the store has it, embedded otherwise
+    changed = [i for i, (c, k) in enumerate(zip(chunks, keys))
+               if previous.passages.get(c.chunk_id) != (c.doc_id, record_hash(c, k))]
+    cache = store.vectors(list({keys[i] for i in changed})) if previous.manifest else {}
+    todo = sorted({keys[i]: i for i in reversed(changed) if keys[i] not in cache}.values())
+    vectors = embedder.encode_passages([embed_text(chunks[i]) for i in todo], progress=progress)
     cache.update({keys[i]: v for i, v in zip(todo, vectors)})
-    report.embedded, report.reused = len(todo), len(chunks) - len(todo)
-    matrix = np.stack([cache[k] for k in keys]) if chunks else np.zeros((0, embedder.dim), np.float32)
+    kept_passages = sum(doc in kept_ids for doc, _ in previous.passages.values())
+    report.embedded, report.reused = len(todo), kept_passages + len(chunks) - len(todo)
 
-    documents = kept_docs + fresh_docs
-    stored = StoredIndex(chunks=chunks, embed_keys=keys, vectors=matrix.astype(np.float32), documents=documents)
-    _add_sentences(stored, previous, embedder, settings, progress, report)
-    _write(path, stored, embedder.model_id, settings, progress, report)
+    current = {c.chunk_id for c in chunks}
+    change = Change(
+        model_id=embedder.model_id, dimension=embedder.dim, rebuild=rebuild,
+        documents=[d for d in fresh_docs if d.doc_id not in old_docs or asdict(old_docs[d.doc_id]) != asdict(d)],
+        removed_docs=list(report.removed_docs),
+        passages=[PassageRow(chunks[i], keys[i], np.asarray(cache[keys[i]], dtype=np.float32),
+                             keyword_text(chunks[i])) for i in changed],
+        stale_chunks=[cid for cid, (doc, _) in previous.passages.items() if doc in fresh_ids and cid not in current],
+        manifest={"chunk_settings": vars(settings.chunk)},
+        sentence_texts=_sentence_texts(settings),
+        embed_sentences=lambda texts: embedder.encode_passages(texts, progress=progress))
+    _apply(store, change, report)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _add_sentences(stored: StoredIndex, previous: StoredIndex | None, embedder: Embedder | None,
-                   settings: Settings, progress: bool, report: BuildReport) -> None:
-    """The answer stage's sentences of every chunk with their vectors, reused from the previous
-    generation by text and embedded only when new, so no answer and no start-up embeds them.
-    Without an embedder (a removal loads no model) they are kept only when the previous
-    generation had them all; an index written before they were stored then stays without."""
-    from qa.sentence_vectors import sentence_texts  # the answer stage defines what a sentence is
-
-    texts = sentence_texts(stored.chunks, settings.qa)
-    known: dict[str, np.ndarray] = {}
-    if previous is not None and previous.sentence_vectors is not None:
-        known = dict(zip(previous.sentences, previous.sentence_vectors))
-    todo = [t for t in texts if t not in known]
-    if todo and embedder is None:
-        return
-    if todo:
-        known.update(zip(todo, embedder.encode_passages(todo, progress=progress)))
-    report.sentences_embedded, report.sentences_reused = len(todo), len(texts) - len(todo)
-    dim = stored.vectors.shape[1]
-    stored.sentences = texts
-    stored.sentence_vectors = (np.stack([known[t] for t in texts]).astype(np.float32) if texts
-                               else np.zeros((0, dim), np.float32))
-
-
-def _write(path: Path, stored: StoredIndex, model_id: str, settings: Settings, progress: bool,
-           report: BuildReport) -> None:
-    """Write ``stored`` as the index's next generation, with its search structures."""
-    chunks, matrix = stored.chunks, stored.vectors
-    kind = choose_kind(len(chunks), settings.index)
-
-    def write_extras(folder: Path) -> None:
-        if kind == "hnsw":
-            DenseIndex.build(matrix, settings.index).save(folder)
-        SparseIndex.build([keyword_text(c) for c in chunks], progress=progress).save(folder)
-
-    write_index(path, stored, model_id, {"index_kind": kind, "chunk_settings": vars(settings.chunk)}, write_extras)
-    report.documents, report.chunks, report.index_kind = len(stored.documents), len(chunks), kind
+def _apply(store: Store, change: Change, report: BuildReport) -> None:
+    manifest = store.apply(change)
+    report.documents, report.chunks = manifest["document_count"], manifest["chunk_count"]
+    report.index_kind = manifest.get("index_kind", report.index_kind)
+    report.sentences_embedded, report.sentences_reused = change.sentences_embedded, change.sentences_reused
 
 
 def remove_documents(path: str | Path, doc_ids: Sequence[str], settings: Settings | None = None,
                      embedder: Embedder | None = None, progress: bool = False) -> BuildReport:
-    """Remove documents and their passages from the index at ``path`` as one new generation.
+    """Remove documents and their passages from the index at ``path`` in one write.
 
     Every other passage keeps its stored vector, so nothing is embedded and no model is
     loaded (``embedder``, when given, is only checked against the index). Held under the
@@ -219,29 +184,26 @@ def remove_documents(path: str | Path, doc_ids: Sequence[str], settings: Setting
     UnknownDocument (a KeyError) names ids the index does not hold, before anything changes;
     removing every document is refused (an index holds at least one)."""
     settings = settings or load_settings()
-    path = Path(path)
     started = time.perf_counter()
-    with write_lock(path, settings.index):
+    with open_store(path, settings) as store, store.write_lock():
         try:
-            previous = read_index(path)
+            previous = store.snapshot()
         except (IndexCorrupt, IndexMismatch) as exc:
             raise type(exc)(f"{exc}. Nothing was removed.") from exc
+        if previous.manifest is None:
+            raise IndexMissing(f"no index at {path} (build it with: python -m ingest SOURCE_DIR --index {path})")
         if embedder is not None:
             check_compatible(previous.manifest, embedder.model_id, embedder.dim, path)
         ids = check_known(doc_ids, {d.doc_id for d in previous.documents}, f"the index at {path}")
         gone = set(ids)
-        documents = [d for d in previous.documents if d.doc_id not in gone]
-        if not documents:
+        if all(d.doc_id in gone for d in previous.documents):
             raise ValueError(f"refusing to remove every document of the index at {path}; to start over, run "
                              f"python -m ingest SOURCE --index {path} --rebuild")
-        rows = [i for i, c in enumerate(previous.chunks) if c.doc_id not in gone]
-        stored = StoredIndex(chunks=[previous.chunks[i] for i in rows],
-                             embed_keys=[previous.embed_keys[i] for i in rows],
-                             vectors=np.ascontiguousarray(previous.vectors[rows], dtype=np.float32),
-                             documents=documents)
-        report = BuildReport(path=str(path), removed_docs=ids, reused=len(rows))
-        _add_sentences(stored, previous, None, settings, progress, report)
-        _write(path, stored, previous.manifest["model_id"], settings, progress, report)
+        report = BuildReport(path=str(path), removed_docs=ids,
+                             reused=sum(doc not in gone for doc, _ in previous.passages.values()))
+        _apply(store, Change(model_id=previous.manifest["model_id"], dimension=previous.manifest["dimension"],
+                             removed_docs=ids, manifest={"chunk_settings": vars(settings.chunk)},
+                             sentence_texts=_sentence_texts(settings)), report)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -13,18 +13,23 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Ranked:
-    """One retriever's result: row ids best first, with that retriever's own scores."""
+    """One retriever's result: keys best first (row ids, chunk ids: whatever the store names
+    its passages by), with that retriever's own scores."""
 
     name: str
-    ids: np.ndarray
+    ids: list
     scores: np.ndarray
     weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ids, np.ndarray):
+            object.__setattr__(self, "ids", self.ids.tolist())
 
 
 def rrf(lists: list[Ranked], k: int = 60) -> dict[int, float]:
     fused: dict[int, float] = {}
     for ranked in lists:
-        for rank, row in enumerate(ranked.ids.tolist(), start=1):
+        for rank, row in enumerate(ranked.ids, start=1):
             fused[row] = fused.get(row, 0.0) + ranked.weight / (k + rank)
     return fused
 
@@ -36,7 +41,7 @@ def weighted(lists: list[Ranked]) -> dict[int, float]:
             continue
         lo, hi = float(ranked.scores.min()), float(ranked.scores.max())
         span = hi - lo or 1.0
-        for row, score in zip(ranked.ids.tolist(), ranked.scores.tolist()):
+        for row, score in zip(ranked.ids, ranked.scores.tolist()):
             fused[row] = fused.get(row, 0.0) + ranked.weight * (score - lo) / span
     return fused
 

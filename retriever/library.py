@@ -9,7 +9,7 @@ was ingested (``UPLOADED_AT``), not a file date that a copy or a backup would ch
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -50,9 +50,10 @@ def origin_of(doc_id: str) -> Origin:
     return "upload" if doc_id.startswith(UPLOAD_PREFIX) else "corpus"
 
 
-def library(documents: Iterable[Document], chunks: Iterable[Chunk]) -> list[DocumentInfo]:
-    """One record per document, in index order (corpus first as it was built, uploads after)."""
-    counts = Counter(c.doc_id for c in chunks)
+def library(documents: Iterable[Document], passages: Iterable[Chunk] | Mapping[str, int]) -> list[DocumentInfo]:
+    """One record per document, in index order (corpus first as it was built, uploads after);
+    ``passages``: the index's chunks, or how many each document has."""
+    counts = passages if isinstance(passages, Mapping) else Counter(c.doc_id for c in passages)
     out = []
     for d in documents:
         meta = d.meta or {}

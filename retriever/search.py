@@ -15,15 +15,13 @@ import numpy as np
 
 from settings import Settings, load_settings
 
-from .dense import DenseIndex
 from .embedder import Embedder, get_embedder
 from .fusion import Ranked, overlap_share, rrf, weighted
 from .library import DocumentInfo, library
 from .records import Hit
 from .routing import Route, Router
-from .sparse import SparseIndex
-from .lock import recover
-from .store import StoredIndex, check_compatible, load_current, read_generation, read_manifest
+from .store import StoredIndex
+from .stores import Store, open_store
 from .terms import terms
 from .translate import Translation, Translator, is_english
 
@@ -36,45 +34,49 @@ class QueryError(ValueError):
 
 
 class Retriever:
-    def __init__(self, stored: StoredIndex, dense: DenseIndex, sparse: SparseIndex, embedder: Embedder,
-                 settings: Settings, path: Path):
-        self.stored = stored
-        self.dense = dense
-        self.sparse = sparse
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings):
+        self.store = store
         self.embedder = embedder
         self.settings = settings
-        self.path = path
+        self.path = store.location
         self.rerank: Reranker = lambda query, hits: hits
         self.last_timings: dict[str, float] = {}
-        self._row_of_doc = self._rows_by_document()
-        self._documents = {d.doc_id: d for d in stored.documents}
+        self._documents = {d.doc_id: d for d in store.documents()}
         self._router: Router | None = None
         self._translator: Translator | None = None
 
     @classmethod
     def load(cls, path: str | Path, settings: Settings | None = None, embedder: Embedder | None = None,
              verify: bool = True) -> "Retriever":
-        """Open an index directory; raises a clear error if missing, corrupt or mismatched.
-        Everything comes from one generation, even while a writer switches to the next."""
-        path = Path(path)
+        """Open an index (a folder or a database URI, ``retriever.stores``); raises a clear error if
+        missing, corrupt or mismatched. A folder is read from one generation, even while a
+        writer switches to the next."""
         settings = settings or load_settings()
-        recover(path, settings.index)
-        manifest = read_manifest(path)  # missing or foreign index: fail before loading a model
-        embedder = embedder or get_embedder(settings.embed)
-        check_compatible(manifest, embedder.model_id, embedder.dim, path)
-
-        def open_generation(manifest: dict, folder: Path):
-            check_compatible(manifest, embedder.model_id, embedder.dim, path)
-            stored = read_generation(manifest, folder, verify=verify)
-            dense = DenseIndex.load(folder, stored.vectors, manifest.get("index_kind", "flat"), settings.index)
-            return stored, dense, SparseIndex.load(folder, rows=len(stored.chunks))
-
-        stored, dense, sparse = load_current(path, open_generation)
-        return cls(stored, dense, sparse, embedder, settings, path)
+        store = open_store(path, settings, verify=verify)
+        try:
+            store.manifest()  # missing or foreign index: fail before loading a model
+            embedder = embedder or get_embedder(settings.embed)
+            store.open_for(embedder.model_id, embedder.dim)
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, embedder, settings)
 
     # -- public helpers -------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.stored.chunks)
+        return len(self.store)
+
+    @property
+    def stored(self) -> StoredIndex:
+        """The loaded generation of a folder index (tests and tools that inspect its files)."""
+        stored = getattr(self.store, "stored", None)
+        if stored is None:
+            raise AttributeError(f"the index at {self.path} is not a folder index")
+        return stored
+
+    @property
+    def manifest(self) -> dict:
+        return self.store.manifest()
 
     @property
     def documents(self):
@@ -83,10 +85,22 @@ class Retriever:
 
     def library(self) -> list[DocumentInfo]:
         """Every indexed document with its issuer, date, passage count and origin."""
-        return library(self.stored.documents, self.stored.chunks)
+        return library(self._documents.values(), self.store.passage_counts())
 
     def document(self, doc_id: str):
         return self._documents.get(doc_id)
+
+    def passages_of(self, doc_id: str):
+        """Every passage of one document, in document order (the source view's sections)."""
+        return self.store.passages_of(doc_id)
+
+    def document_frequency(self, term: str) -> int:
+        """Passages whose keyword text holds ``term`` (the refusal judge's term weights)."""
+        return self.store.document_frequency(term)
+
+    def sentence_vectors(self, texts) -> dict:
+        """The index's stored answer-stage vectors of those ``texts`` it holds."""
+        return self.store.sentence_vectors(texts)
 
     # -- query understanding: document names, English → Chinese ------------------------------
     @property
@@ -100,11 +114,11 @@ class Retriever:
     def translator(self) -> Translator:
         """English → Chinese query expansion (loads CC-CEDICT on first use, about 2 s)."""
         if self._translator is None:
-            vocab = self.sparse.model.vocab_dict
+            has_term = self.store.has_term
 
             def in_corpus(word: str) -> int:
                 parts = terms(word)
-                return 2 if word in vocab else int(bool(parts) and all(p in vocab for p in parts))
+                return 2 if has_term(word) else int(bool(parts) and all(has_term(p) for p in parts))
 
             router = self.router
             self._translator = Translator(router.names, router.aliases, in_corpus,
@@ -125,19 +139,11 @@ class Retriever:
         return self.router.route(*texts)
 
     # -- search ---------------------------------------------------------------------
-    def _rows_by_document(self) -> dict[str, np.ndarray]:
-        rows: dict[str, list[int]] = {}
-        for i, chunk in enumerate(self.stored.chunks):
-            rows.setdefault(chunk.doc_id, []).append(i)
-        return {doc: np.asarray(r, dtype=np.int64) for doc, r in rows.items()}
-
-    def _allowed(self, doc_ids: Sequence[str] | None) -> np.ndarray | None:
+    @staticmethod
+    def _doc_list(doc_ids: Sequence[str] | None) -> list[str] | None:
         if doc_ids is None:
             return None
-        if isinstance(doc_ids, str):
-            doc_ids = [doc_ids]
-        parts = [self._row_of_doc[d] for d in doc_ids if d in self._row_of_doc]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return [doc_ids] if isinstance(doc_ids, str) else list(dict.fromkeys(doc_ids))
 
     def _clean_query(self, query: str) -> str:
         if not isinstance(query, str) or not query.strip():
@@ -185,21 +191,21 @@ class Retriever:
         t0 = time.perf_counter()
         if route is None:
             route = self.route(query, translation)
-        allowed = self._allowed(doc_ids)
-        preferred = self._allowed(list(route.doc_ids)) if route else None
+        allowed = self._doc_list(doc_ids)
+        preferred = list(route.doc_ids) if route else None
         if preferred is not None and cfg.route_mode == "filter":
-            allowed = preferred if allowed is None else np.intersect1d(allowed, preferred)
+            allowed = preferred if allowed is None else [d for d in allowed if d in set(preferred)]
             preferred = None
         elif preferred is not None and allowed is not None:
-            preferred = np.intersect1d(allowed, preferred)
+            preferred = [d for d in preferred if d in set(allowed)]
         if preferred is not None and len(preferred) == 0:
             preferred = None
         timings["route"] = time.perf_counter() - t0
-        if allowed is not None and len(allowed) == 0:
+        if allowed is not None and not any(d in self._documents for d in allowed):
             return []
         n = max(candidates or cfg.candidates, k * 3)
         lists: list[Ranked] = []
-        dense_scores: dict[int, float] = {}
+        dense_scores: dict = {}
         queries = [("", query, 1.0)] + ([("_tr", translation, cfg.translation_weight)] if translation else [])
         rows = [("", allowed, 1.0)] + ([("_route", preferred, cfg.route_weight)] if preferred is not None else [])
         if mode in ("hybrid", "dense"):
@@ -212,17 +218,19 @@ class Retriever:
             t0 = time.perf_counter()
             for (name, _, weight), vector in zip(queries, vectors):
                 for part, subset, boost in rows:
-                    scores, ids = self.dense.search(vector, n, subset)
-                    lists.append(Ranked("dense" + name + part, ids, scores, cfg.dense_weight * weight * boost))
+                    found = self.store.dense(vector, n, subset)
+                    lists.append(Ranked("dense" + name + part, found.keys, found.scores,
+                                        cfg.dense_weight * weight * boost))
                     if not name and not part:
-                        dense_scores = dict(zip(ids.tolist(), scores.tolist()))
+                        dense_scores = dict(zip(found.keys, found.scores.tolist()))
             timings["dense"] = time.perf_counter() - t0
         if mode in ("hybrid", "bm25"):
             t0 = time.perf_counter()
             for name, text, weight in queries:
                 for part, subset, boost in rows:
-                    scores, ids = self.sparse.search(text, n, subset)
-                    lists.append(Ranked("bm25" + name + part, ids, scores, cfg.bm25_weight * weight * boost))
+                    found = self.store.keyword(text, n, subset)
+                    lists.append(Ranked("bm25" + name + part, found.keys, found.scores,
+                                        cfg.bm25_weight * weight * boost))
             timings["bm25"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         hits = self._fuse(lists, dense_scores, mode)
@@ -235,25 +243,25 @@ class Retriever:
         self.last_timings = timings
         return hits
 
-    def _fuse(self, lists: list[Ranked], dense_scores: dict[int, float], mode: str) -> list[Hit]:
+    def _fuse(self, lists: list[Ranked], dense_scores: dict, mode: str) -> list[Hit]:
         cfg = self.settings.retrieval
         if mode == "hybrid" or len(lists) > 1:
             fused = rrf(lists, cfg.rrf_k) if cfg.fusion == "rrf" else weighted(lists)
         else:
-            fused = {row: score for row, score in zip(lists[0].ids.tolist(), lists[0].scores.tolist())}
-        ranks = {r.name: {row: i for i, row in enumerate(r.ids.tolist(), start=1)} for r in lists}
-        bm25 = next((dict(zip(r.ids.tolist(), r.scores.tolist())) for r in lists if r.name == "bm25"), {})
-        order = sorted(fused, key=lambda row: (-fused[row], row))
+            fused = {key: score for key, score in zip(lists[0].ids, lists[0].scores.tolist())}
+        ranks = {r.name: {key: i for i, key in enumerate(r.ids, start=1)} for r in lists}
+        bm25 = next((dict(zip(r.ids, r.scores.tolist())) for r in lists if r.name == "bm25"), {})
+        order = sorted(fused, key=lambda key: (-fused[key], key))
         return [
             Hit.from_chunk(
-                self.stored.chunks[row],
-                score=float(fused[row]),
-                dense_score=dense_scores.get(row),
-                bm25_score=bm25.get(row),
-                dense_rank=ranks.get("dense", {}).get(row),
-                bm25_rank=ranks.get("bm25", {}).get(row),
+                chunk,
+                score=float(fused[key]),
+                dense_score=dense_scores.get(key),
+                bm25_score=bm25.get(key),
+                dense_rank=ranks.get("dense", {}).get(key),
+                bm25_rank=ranks.get("bm25", {}).get(key),
             )
-            for row in order
+            for key, chunk in zip(order, self.store.passages(order))
         ]
 
     @staticmethod

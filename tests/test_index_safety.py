@@ -126,7 +126,7 @@ def base(tmp_path):
 @pytest.fixture
 def cli(monkeypatch):
     """``python -m ingest`` in this process, with the stand-in embedder."""
-    import retriever.build
+    import retriever.sparse
     from ingest.__main__ import main
 
     monkeypatch.setattr(retriever.build, "get_embedder", lambda cfg: HashEmbedder())
@@ -292,7 +292,7 @@ def test_manifest_that_is_not_a_sound_object_is_refused(base, text):
 
 @pytest.mark.parametrize("fail", ["records", "bm25", "manifest"])
 def test_full_disk_is_one_line_and_keeps_the_previous_index(base, cli, capsys, monkeypatch, fail):
-    import retriever.build
+    import retriever.sparse
     import retriever.store
 
     def no_space(*args, **kwargs):
@@ -301,7 +301,7 @@ def test_full_disk_is_one_line_and_keeps_the_previous_index(base, cli, capsys, m
     if fail == "records":
         monkeypatch.setattr(retriever.store, "_write_jsonl", no_space)
     elif fail == "bm25":
-        monkeypatch.setattr(retriever.build.SparseIndex, "save", no_space)
+        monkeypatch.setattr(retriever.sparse.SparseIndex, "save", no_space)
     else:
         monkeypatch.setattr(retriever.store.os, "replace", no_space)
     before = snapshot(base)

@@ -144,7 +144,7 @@ def test_old_format_version_refused(small_index, settings, embedder):
 
 
 def test_interrupted_build_leaves_previous_index_intact(small_index, corpus, settings, embedder, monkeypatch):
-    import retriever.build as build
+    import retriever.stores.folder as folder_store
 
     before = json.loads((small_index / MANIFEST).read_text(encoding="utf-8"))
     generation = current_dir(small_index).name
@@ -153,7 +153,7 @@ def test_interrupted_build_leaves_previous_index_intact(small_index, corpus, set
     def explode(*args, **kwargs):
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C while the BM25 state was written
 
-    monkeypatch.setattr(build.SparseIndex, "build", explode)
+    monkeypatch.setattr(folder_store.SparseIndex, "build", explode)
     with pytest.raises(KeyboardInterrupt):
         build_index(corpus, small_index, settings, progress=False)
     assert json.loads((small_index / MANIFEST).read_text(encoding="utf-8")) == before

@@ -8,6 +8,7 @@ an index swap (upload, removal) is seen whole or not at all.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -25,9 +26,11 @@ class Engine:
     reference in one assignment.
     """
 
-    def __init__(self, assistant, index_dir: Path, settings: Settings):
+    def __init__(self, assistant, index_dir: Path | str, settings: Settings):
         self.assistant = assistant
-        self.index_dir = Path(index_dir)
+        from retriever import is_uri
+
+        self.index_dir = index_dir if is_uri(index_dir) else Path(index_dir)  # a folder or a database URI
         self.settings = settings
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
@@ -37,7 +40,7 @@ class Engine:
         self._removed: set[str] = set()  # ids removed while this process ran (the source view says so)
 
     @classmethod
-    def load(cls, index_dir: Path, settings: Settings) -> "Engine":
+    def load(cls, index_dir: Path | str, settings: Settings) -> "Engine":
         from qa import Assistant
 
         return cls(Assistant.load(index_dir, settings=settings), index_dir, settings)
@@ -57,6 +60,8 @@ class Engine:
                 print(f"LLM loaded ({time.perf_counter() - started:.1f}s)", flush=True)
         if not (self.settings.app.warm_up and self.settings.qa.sentence_cache_dir):
             return
+        if assistant.retriever.manifest.get("sentence_count") is not None:
+            return  # the index holds every sentence's vector: nothing to embed
         cached = len(assistant.vectors)
         if cached == 0:
             print("Embedding the index's sentences once, so answers need not wait for it (about a minute)…",
@@ -167,8 +172,8 @@ class Engine:
         retriever = self.retriever
         if self._sections_of is not retriever:  # rebuilt lazily after each index swap
             by_doc: dict[str, list] = {}
-            for c in retriever.stored.chunks:
-                by_doc.setdefault(c.doc_id, []).append((c.start, c.end, c.section))
+            for doc in retriever.documents:
+                by_doc[doc] = [(c.start, c.end, c.section) for c in retriever.passages_of(doc)]
             self._sections, self._sections_of = by_doc, retriever
         return next((s for a, b, s in self._sections.get(doc_id, []) if a <= pos < b and s), "")
 
@@ -176,7 +181,13 @@ class Engine:
         from ingest.uploads import UploadArea
 
         cfg = self.settings.app
-        root = Path(cfg.upload_dir) if cfg.upload_dir else self.index_dir.with_name(self.index_dir.name + ".uploads")
+        if cfg.upload_dir:
+            root = Path(cfg.upload_dir)
+        elif isinstance(self.index_dir, Path):
+            root = self.index_dir.with_name(self.index_dir.name + ".uploads")
+        else:  # a database: beside the working directory, named for the database (never its password)
+            where = self.index_dir.split("://", 1)[-1].rsplit("@", 1)[-1]
+            root = Path(re.sub(r"[^A-Za-z0-9._-]+", "_", where).strip("_") + ".uploads")
         return UploadArea(root, cfg.upload_area_bytes)
 
     def check_request(self, paths: list[Path]) -> None:
