@@ -15,10 +15,10 @@ import json
 import statistics
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from settings import load_settings
+from ui.serve import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,26 +28,6 @@ def _pct(values: list[float], q: float) -> float:
     return round(values[min(len(values) - 1, int(q * len(values)))], 3)
 
 
-@contextmanager
-def serving(application):
-    """``application`` served by uvicorn in a thread on a free local port; yields the base URL."""
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:

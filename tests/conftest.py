@@ -12,6 +12,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from ui.serve import free_port, serving  # noqa: E402,F401 - tests import them from here
+
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 
@@ -58,15 +60,6 @@ def retriever(seed_index, settings, embedder):
     from retriever import Retriever
 
     return Retriever.load(seed_index, settings, embedder=embedder)
-
-
-def free_port() -> int:
-    """A localhost port nobody listens on, for servers the tests start."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -133,24 +126,3 @@ def uploaded(name: str, text: str | bytes):
     return path
 
 
-@contextmanager
-def serving(application):
-    """``application`` served by uvicorn in a thread on a free port; yields the base URL."""
-    import threading
-    import time
-
-    import uvicorn
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "app server did not start"
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
