@@ -100,6 +100,7 @@ def ensure_onnx(model_dir: str | Path, cache_dir: str | Path) -> Path:
     model_dir = Path(model_dir)
     target = export_dir(model_dir, cache_dir)
     if complete(target):
+        _remove_superseded(target, model_dir)
         return target
     if target.exists():  # files removed from the cache by hand: export again
         log.warning("incomplete ONNX export at %s; exporting again", target)
@@ -125,7 +126,17 @@ def ensure_onnx(model_dir: str | Path, cache_dir: str | Path) -> Path:
         raise ExportError(f"ONNX export of {model_dir} failed ({exc.__class__.__name__}: {exc})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _remove_superseded(target, model_dir)
     return target
+
+
+def _remove_superseded(target: Path, model_dir: Path) -> None:
+    """Exports of this model made by an older export format or from an older conversion
+    (a different source key) are never read again; each holds ~0.6 GB, so they go."""
+    for old in target.parent.glob(f"{model_dir.name}-*"):
+        if old != target and old.is_dir() and (old / META).is_file():
+            shutil.rmtree(old, ignore_errors=True)
+            log.info("removed the superseded ONNX export %s", old)
 
 
 def export(model_dir: Path, out: Path) -> dict:

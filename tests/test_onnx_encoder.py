@@ -93,6 +93,26 @@ def test_export_is_verified_and_reused(embedder, settings):
     assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name]  # no staging left behind
 
 
+def test_superseded_exports_are_removed(embedder, settings, tmp_path):
+    """An export of an older format or conversion (~0.6 GB) goes once the current one is in
+    place; another model's export stays."""
+    from retriever.onnx_export import META, complete, ensure_onnx, export_dir
+
+    source = Path(embedder.encoder.meta["source"])
+    real = ensure_onnx(source, settings.embed.cache_dir)
+    target = export_dir(source, tmp_path)
+    target.mkdir(parents=True)
+    for f in real.iterdir():
+        (target / f.name).symlink_to(f)
+    assert complete(target)
+    stale, other = tmp_path / "onnx" / f"{source.name}-0123456789abcdef", tmp_path / "onnx" / "other-model-0123"
+    for folder in (stale, other):
+        folder.mkdir()
+        (folder / META).write_text("{}", encoding="utf-8")
+    assert ensure_onnx(source, tmp_path) == target
+    assert not stale.exists() and other.exists() and complete(target)
+
+
 def test_int8_export_quantizes_the_matmuls_not_the_word_embeddings(embedder, settings):
     """Quantizing the embedding table too cost 0.016 dev-set hybrid hit@5 and no time."""
     import onnx
