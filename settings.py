@@ -99,6 +99,18 @@ class IndexSettings:
     hnsw_ef_construction: int = 200
     lock_timeout_s: float = 600.0  # a second writer waits this long for the first, then gives up
     lock_poll_s: float = 0.2  # how often a waiting writer retries the lock
+    # seekdb / OceanBase (retriever/stores/seekdb.py), for an index at a seekdb:// location
+    seekdb_batch: int = 500  # rows per INSERT / IN (...) list
+    seekdb_txn_rows: int = 50_000  # a write of more passages commits in steps of this many
+    seekdb_connect_timeout_s: int = 10
+    seekdb_hnsw_m: int = 16
+    seekdb_ef_construction: int = 200
+    seekdb_ef_search: int = 100
+    # the server python -m retriever.stores.seekdb_server starts (tests, benchmark, one machine)
+    seekdb_memory_limit: str = "3G"
+    seekdb_datafile_size: str = "1G"
+    seekdb_log_disk_size: str = "2G"
+    seekdb_start_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -256,6 +268,13 @@ class EvalSettings:
     bench_hnsw_budget_s: float = 600.0  # an HNSW build predicted to take longer is scaled down
     bench_min_ef_construction: int = 40  # lowest efConstruction tried before capping the size
     bench_seed: int = 0
+    # python -m bench --parts stores (bench/stores.py): every store at each size, one run
+    bench_store_scales: str = "100000,1000000"
+    bench_stores: str = "folder,seekdb-embedded,seekdb-server"
+    bench_store_spread: float = 1.5  # a passage vector's offset from the seed centroid is scaled by this
+    bench_store_noise: float = 0.1  # norm of the gaussian perturbation of each passage vector
+    bench_store_batch: int = 10_000  # passages per Change written to a store that takes batches
+    bench_store_budget_s: float = 1200.0  # a store predicted to ingest longer than this at a size is skipped
 
 
 @dataclass(frozen=True)

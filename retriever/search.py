@@ -107,7 +107,7 @@ class Retriever:
     def router(self) -> Router:
         """Which documents a question names (built from the index's document records)."""
         if self._router is None:
-            self._router = Router.from_documents(self.stored.documents)
+            self._router = Router.from_documents(list(self._documents.values()))
         return self._router
 
     @property
@@ -261,7 +261,7 @@ class Retriever:
                 dense_rank=ranks.get("dense", {}).get(key),
                 bm25_rank=ranks.get("bm25", {}).get(key),
             )
-            for key, chunk in zip(order, self.store.passages(order))
+            for key, chunk in zip(order, self.store.passages(order)) if chunk is not None
         ]
 
     @staticmethod

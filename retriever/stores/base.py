@@ -114,8 +114,9 @@ class Store(ABC):
         """doc_id -> passages it has in the index."""
 
     @abstractmethod
-    def passages(self, keys: Sequence) -> list[Chunk]:
-        """The records of ``keys`` (from this store's searches), in that order."""
+    def passages(self, keys: Sequence) -> list[Chunk | None]:
+        """The records of ``keys`` (from this store's searches), in that order; None for a
+        passage a concurrent writer removed since the search (a live database)."""
 
     @abstractmethod
     def passages_of(self, doc_id: str) -> list[Chunk]:
