@@ -103,6 +103,9 @@ class IndexSettings:
     seekdb_batch: int = 500  # rows per INSERT / IN (...) list
     seekdb_txn_rows: int = 50_000  # a write of more passages commits in steps of this many
     seekdb_connect_timeout_s: int = 10
+    # a write's transaction is aborted after this long; also how long the locks of a write
+    # killed mid-way (its process or the server) can hold up the next one
+    seekdb_txn_timeout_s: float = 900.0
     seekdb_hnsw_m: int = 16
     seekdb_ef_construction: int = 200
     seekdb_ef_search: int = 100

@@ -1,7 +1,8 @@
 """``python -m ingest SOURCE [--index DIR]``: ingest a folder, optionally into an index.
 
 ``python -m ingest --list --index DIR`` prints the index's documents;
-``python -m ingest --remove DOC_ID [--remove DOC_ID …] --index DIR`` removes documents.
+``python -m ingest --remove DOC_ID [--remove DOC_ID …] --index DIR`` removes documents;
+``python -m ingest --from-index DIR --index seekdb://…`` copies an index with its vectors.
 
 Without ``--index`` it reads, cleans and chunks, prints the summary and can write the
 chunks as JSON lines. With ``--index`` it hands the result to the retriever stage,
@@ -24,6 +25,18 @@ from settings import load_settings
 from .pipeline import ingest_folder
 
 
+def copy(source: str, target: str, settings, rebuild: bool) -> int:
+    from retriever.build import copy_index
+    from retriever.store import IndexLoadError, IndexWriteError
+
+    try:
+        print(copy_index(source, target, settings, rebuild=rebuild))
+    except (IndexLoadError, IndexWriteError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__.splitlines()[0])
     parser.add_argument("source", nargs="?", help="folder (searched recursively) or single file")
@@ -40,8 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the documents of the --index (no SOURCE)")
     parser.add_argument("--remove", action="append", metavar="DOC_ID", default=[],
                         help="remove this document from the --index (repeatable; no SOURCE)")
+    parser.add_argument("--from-index", metavar="INDEX",
+                        help="copy this index (folder or seekdb URI) into --index with its vectors (no SOURCE)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if args.from_index:
+        if args.source or not args.index:
+            parser.error("--from-index takes --index and no SOURCE")
+        return copy(args.from_index, args.index, load_settings(args.config), args.rebuild)
     if args.list or args.remove:
         if args.source or not args.index:
             parser.error("--list and --remove take --index DIR and no SOURCE")

@@ -25,7 +25,7 @@ from .passages import embed_key, embed_text, keyword_text
 from .store import IndexCorrupt, IndexMismatch, IndexMissing, check_compatible
 from .stores import Change, PassageRow, Snapshot, Store, open_store, record_hash
 
-__all__ = ["BuildReport", "build_index", "embed_key", "embed_text", "keyword_text", "remove_documents",
+__all__ = ["BuildReport", "build_index", "copy_index", "embed_key", "embed_text", "keyword_text", "remove_documents",
            "update_index"]
 
 
@@ -204,6 +204,55 @@ def remove_documents(path: str | Path, doc_ids: Sequence[str], settings: Setting
         _apply(store, Change(model_id=previous.manifest["model_id"], dimension=previous.manifest["dimension"],
                              removed_docs=ids, manifest={"chunk_settings": vars(settings.chunk)},
                              sentence_texts=_sentence_texts(settings)), report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def copy_index(source: str | Path, target: str | Path, settings: Settings | None = None,
+               rebuild: bool = False) -> BuildReport:
+    """Copy the index at ``source`` into ``target`` (a folder into seekdb, or back) with its
+    vectors: nothing is embedded and no model is loaded. Documents already in ``target``
+    are updated, others kept (``rebuild``: discarded)."""
+    settings = settings or load_settings()
+    started = time.perf_counter()
+    with open_store(source, settings) as src:
+        manifest = src.manifest()
+        src.open_for(manifest["model_id"], manifest["dimension"])
+        documents = src.documents()
+        chunks = [c for d in documents for c in src.passages_of(d.doc_id)]
+        keys = [embed_key(embed_text(c)) for c in chunks]
+        vectors = src.vectors(keys)
+        missing = sorted({k for k in keys if k not in vectors})
+        if missing:
+            raise IndexCorrupt(f"index at {source}: {len(missing)} passages have no stored vector")
+        sentences = _sentence_texts(settings)
+        stored_sentences = src.sentence_vectors(sentences(chunks))
+
+    def from_source(texts: list[str]) -> np.ndarray:
+        lost = [t for t in texts if t not in stored_sentences]
+        if lost:
+            raise IndexCorrupt(f"index at {source} holds no vector for {len(lost)} answer sentences; update it "
+                               f"first (python -m ingest SOURCE --index {source})")
+        return np.stack([stored_sentences[t] for t in texts])
+
+    report = BuildReport(path=str(target), rebuilt=rebuild, reused=len(chunks))
+    with open_store(target, settings) as dst, dst.write_lock():
+        previous = Snapshot([], {}, None) if rebuild else dst.snapshot()
+        if previous.manifest is not None:
+            check_compatible(previous.manifest, manifest["model_id"], manifest["dimension"], target)
+        known = {d.doc_id for d in previous.documents}
+        report.added_docs = [d.doc_id for d in documents if d.doc_id not in known]
+        report.updated_docs = [d.doc_id for d in documents if d.doc_id in known]
+        current = {c.chunk_id for c in chunks}
+        copied = {d.doc_id for d in documents}
+        change = Change(
+            model_id=manifest["model_id"], dimension=manifest["dimension"], rebuild=rebuild, documents=documents,
+            passages=[PassageRow(c, k, np.asarray(vectors[k], dtype=np.float32), keyword_text(c))
+                      for c, k in zip(chunks, keys) if previous.passages.get(c.chunk_id) != (c.doc_id, record_hash(c, k))],
+            stale_chunks=[cid for cid, (doc, _) in previous.passages.items() if doc in copied and cid not in current],
+            manifest={k: v for k, v in manifest.items() if k == "chunk_settings"},
+            sentence_texts=sentences, embed_sentences=from_source)
+        _apply(dst, change, report)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -144,7 +144,7 @@ class FolderStore(Store):
         return Snapshot(list(prev.documents), passages, prev.manifest)
 
     def vectors(self, embed_keys: Sequence[str]) -> dict[str, np.ndarray]:
-        prev = self._previous
+        prev = self._previous or self.stored  # the generation a write plans on, else the one being read
         if prev is None:
             return {}
         wanted = set(embed_keys)

@@ -65,6 +65,10 @@ class StoreUnavailable(IndexLoadError):
     """The database cannot be reached or refuses us (server down, wrong credentials)."""
 
 
+class BadLocation(IndexLoadError, ValueError):
+    """A seekdb location that names no directory or no database."""
+
+
 @dataclass(frozen=True)
 class Location:
     embedded: bool
@@ -79,15 +83,15 @@ class Location:
     def parse(cls, uri: str) -> "Location":
         parts = urlsplit(uri)
         if parts.scheme != "seekdb":
-            raise ValueError(f"not a seekdb location: {uri!r}")
+            raise BadLocation(f"not a seekdb location: {uri!r}")
         if not parts.netloc:  # seekdb:///abs/dir
             if not parts.path.startswith("/") or parts.path == "/":
-                raise ValueError(f"an embedded seekdb location needs an absolute directory: seekdb:///abs/dir, "
+                raise BadLocation(f"an embedded seekdb location needs an absolute directory: seekdb:///abs/dir, "
                                  f"got {uri!r}")
             return cls(embedded=True, path=parts.path, database="policyqa")
         database = parts.path.strip("/")
         if not database or "/" in database:
-            raise ValueError(f"a seekdb server location names one database: seekdb://user@host:port/db, got {uri!r}")
+            raise BadLocation(f"a seekdb server location names one database: seekdb://user@host:port/db, got {uri!r}")
         password = unquote(parts.password) if parts.password is not None else os.environ.get(PASSWORD_ENV, "")
         return cls(embedded=False, host=parts.hostname or "127.0.0.1", port=parts.port or 2881,
                    user=unquote(parts.username or "root"), password=password, database=database)
@@ -445,9 +449,9 @@ class SeekdbStore(Store):
         errors = _errors()
         try:
             return self._apply(change)
-        except (IndexLoadError, IndexWriteError):
+        except (IndexMissing, IndexCorrupt, IndexWriteError):
             raise
-        except errors as exc:
+        except (StoreUnavailable, *errors) as exc:
             self.conn.rollback()
             self.close()
             raise IndexWriteError(f"could not write the index at {self.location} ({exc.__class__.__name__}: "
@@ -466,6 +470,9 @@ class SeekdbStore(Store):
             self._ensure_tables(change.dimension)
         step = self.cfg.seekdb_txn_rows
         written = 0
+        # a write whose process or server dies leaves its locks until the engine times its
+        # transaction out: bound that, so the next writer waits minutes, not the default day
+        db.execute("SET SESSION ob_trx_timeout = %s", [int(self.cfg.seekdb_txn_timeout_s * 1e6)])
         db.begin()
 
         def progress(rows: int) -> None:
