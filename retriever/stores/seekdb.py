@@ -230,16 +230,15 @@ class SeekdbStore(Store):
             elif os.path.abspath(_EMBEDDED_DIR) != os.path.abspath(self.loc.path):
                 raise StoreUnavailable(f"{self.location}: this process already runs the embedded engine on "
                                        f"{_EMBEDDED_DIR}; one data directory per process (use a server for more)")
-        raw = pylibseekdb.connect(database=database or "test", autocommit=True)
-        conn = _Connection(raw, True, self.location)
-        if database:
-            found = conn.execute("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
-                                 [database])
-            if not found or not found[0][0]:
-                conn.close()
-                raise IndexMissing(f"no index at {self.location} (build it with: python -m ingest SOURCE_DIR "
-                                   f"--index seekdb://{self.loc.path})")
-        return conn
+        conn = _Connection(pylibseekdb.connect(database="test", autocommit=True), True, self.location)
+        if not database:
+            return conn
+        found = conn.execute("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s", [database])
+        conn.close()
+        if not found or not found[0][0]:
+            raise IndexMissing(f"no index at {self.location} (build it with: python -m ingest SOURCE_DIR "
+                               f"--index seekdb://{self.loc.path})")
+        return _Connection(pylibseekdb.connect(database=database, autocommit=True), True, self.location)
 
     @property
     def conn(self) -> _Connection:
@@ -454,6 +453,11 @@ class SeekdbStore(Store):
         except (StoreUnavailable, *errors) as exc:
             self.conn.rollback()
             self.close()
+            if exc.args and exc.args[0] == 1205:
+                raise IndexWriteError(
+                    f"could not write the index at {self.location}: rows it needs are locked by an interrupted "
+                    "write (its process or the server died mid-transaction); the engine releases them when that "
+                    "transaction times out. Nothing was changed; try again later") from exc
             raise IndexWriteError(f"could not write the index at {self.location} ({exc.__class__.__name__}: "
                                   f"{exc}); what was not committed is rolled back — run the same command again "
                                   "(unchanged passages are not embedded twice)") from exc
