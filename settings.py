@@ -277,7 +277,9 @@ class EvalSettings:
     bench_store_spread: float = 1.5  # a passage vector's offset from the seed centroid is scaled by this
     bench_store_noise: float = 0.1  # norm of the gaussian perturbation of each passage vector
     bench_store_batch: int = 10_000  # passages per Change written to a store that takes batches
-    bench_store_budget_s: float = 1200.0  # a store predicted to ingest longer than this at a size is skipped
+    # seconds of ingest per store and size: a batched load stops there and is searched at the size it
+    # reached; the folder's one Change is skipped when predicted over twice this (keeps 10^5 + 10^6 < 1 h)
+    bench_store_budget_s: float = 500.0
 
 
 @dataclass(frozen=True)

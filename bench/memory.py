@@ -24,28 +24,51 @@ def max_rss_mb() -> float:
     return peak / (MB if sys.platform == "darwin" else 1024)
 
 
+def hwm_mb() -> float:
+    """Peak RSS of this program since it was exec'd: Linux keeps ``ru_maxrss`` across exec,
+    so a spawned child would report its parent's peak; ``VmHWM`` belongs to this image."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return max_rss_mb()
+
+
 class PeakRSS:
     """``with PeakRSS() as m: ...`` then ``m.start_mb``, ``m.peak_mb``, ``m.end_mb``, ``m.delta_mb``.
 
     The peak is sampled every 20 ms, so a spike shorter than that can be missed;
-    ``max_rss_mb()`` is the exact high-water mark for the whole process.
+    ``max_rss_mb()`` is the exact high-water mark for the whole process. ``pid`` samples
+    another process instead (a database server), with its child processes.
     """
 
-    def __init__(self, interval: float = SAMPLE_S):
+    def __init__(self, interval: float = SAMPLE_S, pid: int | None = None):
         self.interval = interval
+        self.pid = pid
         self.start_mb = self.peak_mb = self.end_mb = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _rss_mb(self) -> float:
+        if self.pid is None:
+            return rss_mb()
+        try:
+            proc = psutil.Process(self.pid)
+            return sum(p.memory_info().rss for p in (proc, *proc.children(recursive=True))) / MB
+        except psutil.Error:  # it exited (or a child did, between listing and reading)
+            return 0.0
+
     def _sample(self) -> None:
-        proc = psutil.Process()
         while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, proc.memory_info().rss / MB)
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakRSS":
         gc.collect()
-        self.start_mb = self.peak_mb = rss_mb()
+        self.start_mb = self.peak_mb = self._rss_mb()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -54,7 +77,7 @@ class PeakRSS:
         self._stop.set()
         if self._thread:
             self._thread.join()
-        self.end_mb = rss_mb()
+        self.end_mb = self._rss_mb()
         self.peak_mb = max(self.peak_mb, self.end_mb)
 
     @property

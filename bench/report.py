@@ -83,6 +83,44 @@ def scale_md(s: dict) -> str:
                                    "recall@10", "note"], rows, (0, 1, 8)) + sweep_md
 
 
+def stores_md(s: dict) -> str:
+    def pair(v: dict | None) -> str:
+        return f"{_f(v['p50_ms'], 2)} / {_f(v['p95_ms'], 2)}" if v else "–"
+
+    rows = []
+    for r in s["rows"]:
+        if "ingest" not in r:
+            rows.append([r["store"], f"{r['n']:,}"] + [None] * 7 + [r.get("skipped") or r.get("error", "").splitlines()[0]])
+            continue
+        rss = (f"{_f(r['rss_peak_mb'], 0)} ({_f(r['rss_base_mb'], 0)})"
+               + (f" / {_f(r['server_rss_peak_mb'], 0)}" if "server_rss_peak_mb" in r else ""))
+        disk = _f(r["disk_mb"]) + (f" ({_f(r['disk_apparent_mb'])})" if abs(r["disk_apparent_mb"] - r["disk_mb"]) > 1 else "")
+        rows.append([r["store"], f"{r['count']:,}" + ("" if r["count"] == r["n"] else f" of {r['n']:,}"),
+                     _f(r["ingest"]["passages_per_s"], 0), pair(r["dense"]), pair(r["keyword"]), pair(r["hybrid"]),
+                     f"{r['recall@10']:.3f}", rss, disk, f"ingest {_f(r['ingest']['seconds'])} s; open {_f(r['open_s'], 2)} s; top-10 cosine lost "
+                     f"{r['cosine_loss@10']:.4f}"])
+    recipe = s["recipe"]
+    measured = [r for r in s["rows"] if "data" in r]
+    data = ""
+    if measured:
+        d = max(measured, key=lambda r: r["n"])["data"]
+        data = (f" At {max(measured, key=lambda r: r['n'])['n']:,} passages: mean pairwise cosine {d['pair_cosine_mean']:.3f} "
+                f"(the real seed chunks: {d['real_chunks_pair_cosine_mean']:.3f}), nearest neighbour {d['nn1_cosine_mean']:.3f} "
+                f"({d['real_chunks_nn1_cosine_mean']:.3f} among the real chunks), the queries' exact top 10 from "
+                f"{d['query_top1_cosine_mean']:.3f} (rank 1) to {d['query_rank10_cosine_mean']:.3f} (rank 10).")
+    head = (f"Passages recombined from the seed corpus ({recipe['seed_sentences']:,} sentences of "
+            f"{recipe['seed_documents']} documents): {recipe['sentences_per_passage'][0]}–{recipe['sentences_per_passage'][1]} "
+            f"sentences from a window of {recipe['window']}, plus the passage number; vector = mean of their real e5 "
+            f"vectors, spread x{recipe['spread']} about the centroid, gaussian noise of norm {recipe['noise']}, "
+            f"renormalized.{data} {s['queries']} dev questions (real query vectors; their text for keyword); k = {s['k']}; "
+            f"one query per call. Ingest: vectors precomputed, through the Store interface (the folder: one Change; "
+            f"seekdb: Changes of {s['batch']:,}). Recall@10 of dense search against exact search over the same vectors. "
+            "Peak RSS: the benchmark process (VmHWM; in brackets what it held before writing: the generated "
+            "passages and vectors) / the seekdb server; disk: allocated (apparent when it differs).")
+    return head + "\n\n" + _table(["store", "passages", "ingest/s", "dense p50 / p95 ms", "keyword p50 / p95 ms",
+                                    "hybrid p50 / p95 ms", "recall@10", "peak RSS MB", "disk MB", "note"], rows, (0, 9))
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
     out = ["# Benchmarks", "",
@@ -100,6 +138,8 @@ def markdown(result: dict) -> str:
                 "![scale](scale.png)", ""]
     if result.get("upload"):
         out += ["## Questions during a large upload", "", upload_md(result["upload"]), ""]
+    if result.get("stores"):
+        out += ["## Stores: folder and seekdb side by side", "", stores_md(result["stores"]), ""]
     return "\n".join(out)
 
 
