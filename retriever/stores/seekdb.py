@@ -178,7 +178,9 @@ class SeekdbStore(Store):
         self.location = str(location)
         self.settings = settings
         self.cfg = settings.index
-        self._conn: _Connection | None = None
+        self._local = threading.local()  # a connection per thread: the app answers in several at once
+        self._opened: list[_Connection] = []
+        self._opened_lock = threading.Lock()
         self._manifest: dict | None = None
         self._dim: int | None = None
         self._df: dict[str, int] = {}  # term -> passages holding it, until the next write
@@ -242,9 +244,12 @@ class SeekdbStore(Store):
 
     @property
     def conn(self) -> _Connection:
-        if self._conn is None:
-            self._conn = self._connect(self.loc.database)
-        return self._conn
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect(self.loc.database)
+            with self._opened_lock:
+                self._opened.append(conn)
+        return conn
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         try:
@@ -259,9 +264,13 @@ class SeekdbStore(Store):
             raise StoreUnavailable(f"{self.location}: {exc.__class__.__name__}: {exc}") from exc
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close this thread's connection (others close with their threads)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._opened_lock:
+                self._opened = [c for c in self._opened if c is not conn]
 
     # -- reading ---------------------------------------------------------------------
     def manifest(self) -> dict:
