@@ -42,12 +42,14 @@ class PeakRSS:
 
     The peak is sampled every 20 ms, so a spike shorter than that can be missed;
     ``max_rss_mb()`` is the exact high-water mark for the whole process. ``pid`` samples
-    another process instead (a database server), with its child processes.
+    another process instead (a database server) with its child processes, or only its
+    children with ``children_only`` (the engine process an embedded database starts).
     """
 
-    def __init__(self, interval: float = SAMPLE_S, pid: int | None = None):
+    def __init__(self, interval: float = SAMPLE_S, pid: int | None = None, children_only: bool = False):
         self.interval = interval
         self.pid = pid
+        self.children_only = children_only
         self.start_mb = self.peak_mb = self.end_mb = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,7 +59,8 @@ class PeakRSS:
             return rss_mb()
         try:
             proc = psutil.Process(self.pid)
-            return sum(p.memory_info().rss for p in (proc, *proc.children(recursive=True))) / MB
+            procs = proc.children(recursive=True) + ([] if self.children_only else [proc])
+            return sum(p.memory_info().rss for p in procs) / MB
         except psutil.Error:  # it exited (or a child did, between listing and reading)
             return 0.0
 

@@ -93,7 +93,7 @@ def stores_md(s: dict) -> str:
             rows.append([r["store"], f"{r['n']:,}"] + [None] * 7 + [r.get("skipped") or r.get("error", "").splitlines()[0]])
             continue
         rss = (f"{_f(r['rss_peak_mb'], 0)} ({_f(r['rss_base_mb'], 0)})"
-               + (f" / {_f(r['server_rss_peak_mb'], 0)}" if "server_rss_peak_mb" in r else ""))
+               + (f" / {_f(r['engine_rss_peak_mb'], 0)}" if "engine_rss_peak_mb" in r else ""))
         disk = _f(r["disk_mb"]) + (f" ({_f(r['disk_apparent_mb'])})" if abs(r["disk_apparent_mb"] - r["disk_mb"]) > 1 else "")
         rows.append([r["store"], f"{r['count']:,}" + ("" if r["count"] == r["n"] else f" of {r['n']:,}"),
                      _f(r["ingest"]["passages_per_s"], 0), pair(r["dense"]), pair(r["keyword"]), pair(r["hybrid"]),
@@ -116,7 +116,7 @@ def stores_md(s: dict) -> str:
             f"one query per call. Ingest: vectors precomputed, through the Store interface (the folder: one Change; "
             f"seekdb: Changes of {s['batch']:,}). Recall@10 of dense search against exact search over the same vectors. "
             "Peak RSS: the benchmark process (VmHWM; in brackets what it held before writing: the generated "
-            "passages and vectors) / the seekdb server; disk: allocated (apparent when it differs).")
+            "passages and vectors) / the seekdb engine's process (the server, or the child process the embedded engine runs in); disk: allocated (apparent when it differs).")
     return head + "\n\n" + _table(["store", "passages", "ingest/s", "dense p50 / p95 ms", "keyword p50 / p95 ms",
                                     "hybrid p50 / p95 ms", "recall@10", "peak RSS MB", "disk MB", "note"], rows, (0, 9))
 

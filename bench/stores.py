@@ -15,9 +15,10 @@ Passages are recombined from the seed corpus, so that both searches work on real
 
 Queries are the dev questions, embedded once by the real query encoder; keyword and hybrid
 search get their text. Each (store, size) runs in a fresh process, so that peak RSS
-(ru_maxrss) is that cell's alone and an embedded engine never outlives its cell; a seekdb
-server is started from the wheel with its data in a temporary folder, and its RSS is
-sampled too. The exact top 10 (``faiss.knn`` over the same vectors) is the truth for
+(VmHWM) is that cell's alone and an embedded engine never outlives its cell; a seekdb
+server is started from the wheel with its data in a temporary folder. The engine's own
+process is sampled too: the server, or the child process in which ``pylibseekdb`` runs the
+"embedded" engine. The exact top 10 (``faiss.knn`` over the same vectors) is the truth for
 recall@10 of ``store.dense``.
 """
 
@@ -259,48 +260,61 @@ def _timed(call, count: int) -> tuple[dict, list]:
     return _pcts(times), results
 
 
-def _cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) of a process and its children so far; this one's (every
-    thread, an embedded engine's included) when ``pid`` is None."""
-    if pid is None:
-        return time.process_time()
-    try:
-        proc = psutil.Process(pid)
-        return sum(sum(p.cpu_times()[:2]) for p in (proc, *proc.children(recursive=True)))
-    except psutil.Error:
-        return 0.0
+@dataclass(frozen=True)
+class Engine:
+    """The database engine's process(es): a server, or the children of this process (the
+    embedded ``pylibseekdb`` runs its engine in a child process)."""
+
+    pid: int
+    children_only: bool = False
+
+    def _procs(self) -> list[psutil.Process]:
+        proc = psutil.Process(self.pid)
+        return proc.children(recursive=True) + ([] if self.children_only else [proc])
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for proc in self._procs():
+            try:
+                total += sum(proc.cpu_times()[:2])
+            except psutil.Error:  # it exited between listing and reading
+                pass
+        return total
+
+    def peak_rss(self) -> PeakRSS:
+        return PeakRSS(pid=self.pid, children_only=self.children_only)
 
 
 class _Clock:
-    """Wall and CPU seconds (ours and the server's) summed over the timed steps of a load."""
+    """Wall and CPU seconds (this process's and the engine's) summed over a load's timed steps."""
 
-    def __init__(self, server_pid: int | None):
-        self.server_pid = server_pid
-        self.seconds = self.cpu = self.server_cpu = 0.0
+    def __init__(self, engine: Engine | None):
+        self.engine = engine
+        self.seconds = self.cpu = self.engine_cpu = 0.0
 
     @contextmanager
     def step(self):
-        t0, c0 = time.perf_counter(), _cpu_s(None)
-        s0 = _cpu_s(self.server_pid) if self.server_pid else 0.0
+        t0, c0 = time.perf_counter(), time.process_time()
+        e0 = self.engine.cpu_s() if self.engine else 0.0
         yield
         self.seconds += time.perf_counter() - t0
-        self.cpu += _cpu_s(None) - c0
-        self.server_cpu += (_cpu_s(self.server_pid) - s0) if self.server_pid else 0.0
+        self.cpu += time.process_time() - c0
+        self.engine_cpu += (self.engine.cpu_s() - e0) if self.engine else 0.0
 
 
 def _ingest(store, syn: Synthetic, model_id: str, batch: int, one_change: bool, budget_s: float, log,
-            server_pid: int | None = None) -> dict:
+            engine: Engine | None = None) -> dict:
     """Write the passages through the Store interface: under one write lock, one snapshot,
     then one Change per batch (the folder: one Change, as it writes a whole generation per
     call). Only snapshot and apply are timed: records are built between batches, as an
     ingestion would have them ready. A batched load stops at the first batch boundary past
-    ``budget_s`` (``written`` < n). CPU seconds of this process (an embedded engine's threads
-    included) and of the server say where the time goes."""
+    ``budget_s`` (``written`` < n). CPU seconds of this process and of the engine's say where
+    the time goes."""
     from retriever.stores import Change
 
     n = syn.recipe.n
     step = n if one_change else max(PASSAGES_PER_DOC, batch // PASSAGES_PER_DOC * PASSAGES_PER_DOC)
-    clock, changes, written = _Clock(server_pid), 0, 0
+    clock, changes, written = _Clock(engine), 0, 0
     with store.write_lock():
         with clock.step():
             store.snapshot()
@@ -317,8 +331,8 @@ def _ingest(store, syn: Synthetic, model_id: str, batch: int, one_change: bool, 
                 log(f"stores: {written:,} / {n:,} written ({written / clock.seconds:,.0f} passages/s)")
     out = {"written": written, "seconds": round(clock.seconds, 2), "passages_per_s": round(written / clock.seconds, 1),
            "changes": changes, "cpu_s": round(clock.cpu, 1)}
-    if server_pid:
-        out["server_cpu_s"] = round(clock.server_cpu, 1)
+    if engine:
+        out["engine_cpu_s"] = round(clock.engine_cpu, 1)
     return out
 
 
@@ -353,14 +367,16 @@ def measure(cell: Cell, log=print) -> dict:
     row["rss_base_mb"] = round(rss_mb(), 1)
     with tempfile.TemporaryDirectory(prefix=f"bench-{cell.store}-") as tmp, \
             target(cell.store, Path(tmp), settings) as where:
-        server = PeakRSS(pid=where.server_pid) if where.server_pid else None
-        if server:
-            server.__enter__()
+        engine = (Engine(where.server_pid) if where.server_pid
+                  else Engine(os.getpid(), children_only=True) if cell.store == "seekdb-embedded" else None)
+        engine_mem = engine.peak_rss() if engine else None
+        if engine_mem:
+            engine_mem.__enter__()
         try:
             with open_store(where.location, settings) as store:
                 with PeakRSS() as mem:
                     row["ingest"] = _ingest(store, syn, seed.model_id, cell.batch, cell.store == "folder",
-                                            cell.budget_s, log, where.server_pid)
+                                            cell.budget_s, log, engine)
                 row["ingest"]["rss_peak_mb"] = round(mem.peak_mb, 1)
             written = row["ingest"]["written"]
             if written < n:  # capped: the truth is the exact search over what was written
@@ -384,10 +400,10 @@ def measure(cell: Cell, log=print) -> dict:
                        for m in found]
             row["search_rss_peak_mb"] = round(mem.peak_mb, 1)
         finally:
-            if server:
-                server.__exit__(None, None, None)
-        if server:
-            row["server_rss_peak_mb"] = round(server.peak_mb, 1)
+            if engine_mem:
+                engine_mem.__exit__(None, None, None)
+        if engine_mem:
+            row["engine_rss_peak_mb"] = round(engine_mem.peak_mb, 1)
         row["disk_mb"], row["disk_apparent_mb"] = (round(v, 1) for v in disk_mb(where.data_dir))
     row["recall@10"] = round(float(np.mean([len(set(a) & set(e.tolist())) / K for a, e in zip(ids, exact_ids)])), 4)
     # what a miss costs: the exact top 10's mean cosine minus the returned 10's (near 0: near-ties)

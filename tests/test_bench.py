@@ -119,6 +119,7 @@ def test_stores_part_measures_the_folder_and_embedded_seekdb(tmp_path, seed_inde
         assert row["keyword_nonempty"] > 0.5 and row["hybrid_results_mean"] == 10, name
         assert row["disk_mb"] > 0 and row["rss_peak_mb"] >= row["rss_base_mb"] > 0
         assert 0.85 < row["data"]["pair_cosine_mean"] < row["data"]["nn1_cosine_mean"] < 1
+    assert rows["seekdb-embedded"]["engine_rss_peak_mb"] > 50  # the engine's own process was found and sampled
     assert rows["folder"]["recall@10"] == 1.0  # exact search below index.approximate_above
     md = (out / "bench.md").read_text(encoding="utf-8")
     assert "## Stores: folder and seekdb side by side" in md and "| seekdb-embedded | 1,000 |" in md
