@@ -311,7 +311,11 @@ def test_first_run_builds_index_then_warms_sentence_cache(tmp_path, settings, em
     engine = app.Engine.load(index, cfg)
     engine.warm_up()
     assert "sentence cache:" not in capsys.readouterr().out  # the index carries them (issue 14): nothing to embed
-    assert len(app.Engine.load(index, cfg).assistant.vectors) == len(engine.assistant.vectors) > 0
+    from qa.sentence_vectors import sentence_texts
+
+    texts = sentence_texts(engine.retriever.passages_of("a.txt"), cfg.qa)
+    restarted = app.Engine.load(index, cfg).assistant
+    assert texts and set(restarted.retriever.sentence_vectors(texts)) == set(texts)  # answers embed none of them
     assert not list((tmp_path / "cache").glob("sentences-*.npz"))
     app.ensure_index(index, seeds, cfg)  # an existing index is used as it is
     assert "building" not in capsys.readouterr().out
