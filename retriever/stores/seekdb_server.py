@@ -118,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"seekdb serving {server.base_dir} on 127.0.0.1:{server.port}; index location: "
           f"{server.uri('policyqa')} (Ctrl-C stops it)", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain `kill` stops the server too
     try:
         server.process.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
         server.stop()
     return 0
 
