@@ -278,7 +278,7 @@ class EvalSettings:
     bench_store_noise: float = 0.1  # norm of the gaussian perturbation of each passage vector
     bench_store_batch: int = 10_000  # passages per Change written to a store that takes batches
     # seconds of ingest per store and size: a batched load stops there and is searched at the size it
-    # reached; the folder's one Change is skipped when predicted over twice this (keeps 10^5 + 10^6 < 1 h)
+    # reached; the folder's one Change is skipped when predicted over 3x this (10^5 + 10^6 in ~50 min here)
     bench_store_budget_s: float = 500.0
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -50,7 +51,7 @@ BLOCK = 50_000  # vectors generated per step
 WARMUP = 5  # queries of each kind run before timing
 GROWTH = 1.1  # ingest time is predicted to grow like n**GROWTH (the HNSW graph)
 MEMORY_SHARE = 0.9  # a cell predicted to need more than this share of the available memory is skipped
-ONE_CHANGE_BUDGETS = 2  # the folder's single Change may be predicted at up to this many ingest budgets
+ONE_CHANGE_BUDGETS = 3  # the folder's single Change may be predicted at up to this many ingest budgets
 STORES = ("folder", "seekdb-embedded", "seekdb-server")
 
 
@@ -418,8 +419,18 @@ def measure(cell: Cell, log=print) -> dict:
     return row
 
 
+class Stopped(Exception):
+    pass
+
+
+def _stop(*_) -> None:
+    raise Stopped("stopped (SIGTERM: the time limit or an interrupted run)")
+
+
 def _cell_main(cell: Cell, conn) -> None:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    # stopped by the parent (time limit, Ctrl-C): unwind, so the server stops and the data goes
+    signal.signal(signal.SIGTERM, _stop)
     try:
         conn.send(("ok", measure(cell, log)))
     except BaseException as exc:  # the parent records why the cell has no figures
@@ -443,9 +454,10 @@ def run_cell(cell: Cell, timeout_s: float) -> dict:
             proc.join(10)
             killed = proc.exitcode == -9
             status, payload = "error", f"the process died (exit code {proc.exitcode}{'; out of memory?' if killed else ''})"
-        if proc.is_alive():
-            proc.terminate()
-        proc.join(30)
+        finally:  # also when this process is interrupted: no cell outlives the run
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(60)
     if status == "ok":
         payload["wall_s"] = round(t.seconds, 1)
         return payload
