@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -114,6 +115,124 @@ def test_assistant_answers_from_the_database(seed_uri, settings, embedder):
     answer = a.ask("到2020年北斗系统由多少颗卫星组成？")
     assert not answer.refused and answer.citations and "北斗" in answer.citations[0].quote
     assert embedder.texts_encoded - before == 1  # the query only: sentence vectors come from the database
+
+
+# -- the Store contract on small data, for both modes ------------------------------------------
+CONTRACT_DOCS = {
+    "a.txt": ["关于推进数字经济发展的通知。", "到2025年数字经济核心产业增加值占比达到10%。", "加强北斗导航在农业中的应用。"],
+    "b.txt": ["關於加快衛星互聯網建設的意見。", "到2030年建成天地一體化信息網絡。"],
+}
+
+
+def _contract_change(texts_of: dict, model_id: str = "contract-model", dim: int = 16, **kw):
+    """A Change holding ``texts_of`` (doc_id -> passage texts) with seeded random unit vectors."""
+    from ingest import Chunk, Document
+    from retriever.passages import embed_key, keyword_text
+    from retriever.stores import Change, PassageRow
+
+    documents, rows = [], []
+    for doc_id, texts in texts_of.items():
+        documents.append(Document(doc_id=doc_id, title=doc_id, path=doc_id, script="Hans", text="".join(texts)))
+        start = 0
+        for i, text in enumerate(texts):
+            chunk = Chunk(chunk_id=f"{doc_id}#{i}", doc_id=doc_id, title=doc_id, section="", text=text, start=start,
+                          end=start + len(text))
+            start += len(text)
+            v = np.random.default_rng(zlib.crc32(text.encode())).standard_normal(dim).astype(np.float32)
+            rows.append(PassageRow(chunk, embed_key(text), v / np.linalg.norm(v), keyword_text(chunk)))
+    embedded: list[str] = []
+
+    def embed_sentences(texts):
+        embedded.extend(texts)
+        return np.stack([np.ones(dim, dtype=np.float32) / np.sqrt(dim)] * len(texts))
+
+    change = Change(model_id=model_id, dimension=dim, documents=documents, passages=rows,
+                    sentence_texts=lambda chunks: [c.text for c in chunks], embed_sentences=embed_sentences, **kw)
+    return change, rows, embedded
+
+
+def check_contract(uri: str) -> None:
+    """What every Store promises (retriever/stores/base.py), checked on ``uri``: upserts by
+    chunk id without duplicates, stale chunks and removed documents gone with their passages,
+    record hashes as build.py computes them, stored vectors, cosine and BM25 scores, filters
+    for all three searches, traditional queries over simplified text, sentence vectors kept,
+    a model mismatch refused, a rebuild that starts over."""
+    from retriever.store import IndexMismatch
+    from retriever.stores import open_store, record_hash
+    from settings import Settings
+
+    settings = Settings()
+    with open_store(uri, settings) as store:
+        assert store.snapshot().manifest is None  # an empty database holds no index
+        change, rows, embedded = _contract_change(CONTRACT_DOCS)
+        with store.write_lock():
+            manifest = store.apply(change)
+        assert manifest["chunk_count"] == 5 and manifest["document_count"] == 2 and manifest["dimension"] == 16
+        assert len(embedded) == 5 and change.sentences_embedded == 5
+        for _ in range(2):  # the same write again: upserted, not duplicated; sentences reused
+            again, _, embedded_again = _contract_change(CONTRACT_DOCS)
+            with store.write_lock():
+                assert store.apply(again)["chunk_count"] == 5
+            assert not embedded_again and again.sentences_reused == 5
+        assert len(store) == 5 and store.passage_counts() == {"a.txt": 3, "b.txt": 2}
+        assert [d.doc_id for d in store.documents()] == ["a.txt", "b.txt"]
+        snap = store.snapshot()
+        assert snap.passages == {r.chunk.chunk_id: (r.chunk.doc_id, record_hash(r.chunk, r.embed_key)) for r in rows}
+        stored = store.vectors([r.embed_key for r in rows])
+        assert all(np.allclose(stored[r.embed_key], r.vector, atol=1e-6) for r in rows)
+        assert store.passages_of("a.txt") == [r.chunk for r in rows[:3]]
+
+        target = rows[1]
+        found = store.dense(target.vector, 5)
+        assert found.keys[0] == target.chunk.chunk_id and abs(found.scores[0] - 1.0) < 1e-4
+        expected = {r.chunk.chunk_id: float(r.vector @ target.vector) for r in rows}
+        assert all(abs(expected[k] - s) < 1e-4 for k, s in zip(found.keys, found.scores))  # scores are cosines
+        assert store.passages(found.keys[:1]) == [target.chunk]
+        words = store.keyword("數字經濟核心產業", 5)  # traditional query, simplified passage
+        assert words.keys[0] == "a.txt#1" and all(s > 0 for s in words.scores)
+        assert store.document_frequency("数字") == 2 and store.document_frequency("卫星") == 1  # b.txt folded
+        assert store.document_frequency("引力波") == 0
+        for matches in (store.dense(target.vector, 5, ["b.txt"]), store.keyword("数字 卫星 建设", 5, ["b.txt"]),
+                        store.hybrid("数字 卫星 建设", target.vector, 5, ["b.txt"])):
+            assert matches.keys and all(k.startswith("b.txt#") for k in matches.keys)
+        assert not store.dense(target.vector, 5, []).keys and not store.keyword("数字", 5, []).keys
+        fused = store.hybrid("核心产业", target.vector, 3)
+        assert fused.keys[0] == "a.txt#1" and list(fused.scores) == sorted(fused.scores, reverse=True)
+
+        with pytest.raises(IndexMismatch):
+            store.open_for("another-model", 16)
+        with pytest.raises(IndexMismatch):
+            store.open_for("contract-model", 384)
+        store.open_for("contract-model", 16)
+
+        changed = {"a.txt": CONTRACT_DOCS["a.txt"][:2]}  # a.txt lost its last passage, b.txt removed
+        update, _, embedded = _contract_change(changed, removed_docs=["b.txt"], stale_chunks=["a.txt#2"])
+        update.documents[0].meta["v"] = 2
+        with store.write_lock():
+            manifest = store.apply(update)
+        assert manifest["chunk_count"] == 2 and manifest["document_count"] == 1 and not embedded
+        assert store.passage_counts() == {"a.txt": 2} and [d.doc_id for d in store.documents()] == ["a.txt"]
+        assert store.passages(["b.txt#0", "a.txt#0"]) == [None, rows[0].chunk]
+        assert store.document_frequency("卫星") == 0 and not store.keyword("卫星", 5).keys
+        assert store.sentence_vectors([CONTRACT_DOCS["b.txt"][0]])  # kept: keyed by text, it may serve again
+
+        fresh, _, _ = _contract_change({"c.txt": ["新的文件。"]}, rebuild=True)
+        with store.write_lock():
+            assert store.apply(fresh)["chunk_count"] == 1
+        assert [d.doc_id for d in store.documents()] == ["c.txt"] and len(store) == 1
+
+
+def test_store_contract_on_a_server(server):
+    check_contract(server.uri("contract"))
+
+
+def test_store_contract_embedded(tmp_path):
+    """The embedded engine runs one data directory per process: the contract runs in a child."""
+    code = ("import sys; sys.path[:0] = ['tests', '.']; from test_seekdb_store import check_contract; "
+            "check_contract(sys.argv[1])")
+    done = subprocess.run([sys.executable, "-c", code, f"seekdb://{tmp_path / 'db'}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def test_incremental_update_and_removal(server, settings, embedder, tmp_path):
