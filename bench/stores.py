@@ -355,6 +355,7 @@ def measure(cell: Cell, log=print) -> dict:
     from retriever.stores import open_store
 
     settings = cell.settings
+    start_mb = rss_mb()  # the interpreter and libraries: what does not grow with the collection
     seed = load_seed(cell.seed_index, settings)
     with np.load(cell.queries_file) as data:
         qvecs, qtexts = data["vectors"], [str(t) for t in data["texts"]]
@@ -365,7 +366,7 @@ def measure(cell: Cell, log=print) -> dict:
     row: dict = {"store": cell.store, "n": n, "generate_s": round(gen.seconds, 2),
                  "data": data_stats(syn, qvecs, exact_scores), "queries": nq}
     gc.collect()
-    row["rss_base_mb"] = round(rss_mb(), 1)
+    row["rss_start_mb"], row["rss_base_mb"] = round(start_mb, 1), round(rss_mb(), 1)
     with tempfile.TemporaryDirectory(prefix=f"bench-{cell.store}-") as tmp, \
             target(cell.store, Path(tmp), settings) as where:
         engine = (Engine(where.server_pid) if where.server_pid
@@ -490,7 +491,8 @@ def _skip(kind: str, n: int, last: dict | None, budget: float) -> str | None:
     if predicted > ONE_CHANGE_BUDGETS * budget:
         return (f"its one Change is predicted at {predicted:,.0f} s from {last['n']:,} ({last['ingest']['seconds']:,.0f} s), "
                 f"over {ONE_CHANGE_BUDGETS} x the {budget:,.0f} s budget")
-    need = last["rss_peak_mb"] * ratio  # everything it holds grows with the collection
+    fixed = last.get("rss_start_mb", 0.0)  # everything else it holds grows with the collection
+    need = fixed + (last["rss_peak_mb"] - fixed) * ratio
     free = psutil.virtual_memory().available / MB
     if need > MEMORY_SHARE * free:
         return f"predicted to need ~{need:,.0f} MB (from {last['n']:,}), {free:,.0f} MB available"
