@@ -3,9 +3,11 @@ embedded engine, behind the same Retriever, Assistant and ingest command as the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -285,7 +287,8 @@ def test_mismatch_and_unreachable_are_refused(seed_uri, server, settings):
 
 def test_two_writers_lose_nothing(server, settings, tmp_path):
     """Two ingest processes into one database at once, with a reader polling: every passage of
-    both lands once, and the reader never fails."""
+    both lands once, and the reader never sees a write half done."""
+    from retriever import IndexLoadError
     uri = server.uri("concurrent")
     folders = []
     for name, text in (("one", DOC_A), ("two", DOC_B)):
@@ -296,9 +299,23 @@ def test_two_writers_lose_nothing(server, settings, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     procs = [subprocess.Popen([sys.executable, "-m", "ingest", str(f), "--index", uri, "--quiet"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for f in folders]
+    from retriever.stores import open_store
+
+    seen = set()  # (manifest chunk_count, passages) pairs the reader saw, each read in one statement
+    with open_store(uri, settings) as reader:
+        while any(p.poll() is None for p in procs):
+            try:
+                row = reader._query("SELECT (SELECT v FROM pq_manifest WHERE k = 'manifest'), "
+                                    "(SELECT COUNT(*) FROM pq_passages)")[0]
+            except IndexLoadError:  # no tables yet
+                continue
+            if row[0] is not None:
+                seen.add((json.loads(row[0])["chunk_count"], int(row[1])))
+            time.sleep(0.05)
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
-    from retriever.stores import open_store
+    # READ COMMITTED and one transaction per write: a reader sees each write whole or not at all
+    assert seen and all(manifest == count for manifest, count in seen), seen
 
     with open_store(uri, settings) as store:
         counts = store.passage_counts()
