@@ -277,12 +277,15 @@ def test_mismatch_and_unreachable_are_refused(seed_uri, server, settings):
     with pytest.raises(StoreUnavailable, match="cannot reach") as closed:
         Retriever.load(f"seekdb://root@127.0.0.1:{free_port()}/seeds", settings, embedder=HashEmbedder())
     assert isinstance(closed.value, IndexLoadError)
-    with pytest.raises(StoreUnavailable, match="access denied"):
-        Retriever.load(f"seekdb://nobody:wrong@127.0.0.1:{server.port}/seeds", settings, embedder=HashEmbedder())
+    with pytest.raises(StoreUnavailable, match="access denied") as denied:
+        Retriever.load(f"seekdb://nobody:pw-s3cret@127.0.0.1:{server.port}/seeds", settings, embedder=HashEmbedder())
     with pytest.raises(IndexLoadError, match="absolute"):
         Retriever.load("seekdb:relative/dir", settings, embedder=HashEmbedder())
-    with pytest.raises(IndexLoadError, match="names one database"):
-        Retriever.load(f"seekdb://root@127.0.0.1:{server.port}/", settings, embedder=HashEmbedder())
+    with pytest.raises(IndexLoadError, match="names one database") as no_database:
+        Retriever.load(f"seekdb://root:pw-s3cret@127.0.0.1:{server.port}/", settings, embedder=HashEmbedder())
+    with pytest.raises(IndexLoadError, match="numeric port"):
+        Retriever.load("seekdb://root@127.0.0.1:port/seeds", settings, embedder=HashEmbedder())
+    assert "s3cret" not in str(denied.value) + str(no_database.value)  # messages never show the password
 
 
 def test_two_writers_lose_nothing(server, settings, tmp_path):

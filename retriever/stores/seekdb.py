@@ -111,17 +111,28 @@ class Location:
                 raise BadLocation(f"an embedded seekdb location needs an absolute directory: seekdb:///abs/dir, "
                                  f"got {uri!r}")
             return cls(embedded=True, path=parts.path, database="policyqa")
+        shown = uri if parts.password is None else uri.replace(f":{parts.password}@", ":***@", 1)  # for messages
         database = parts.path.strip("/")
         if not database or "/" in database:
-            raise BadLocation(f"a seekdb server location names one database: seekdb://user@host:port/db, got {uri!r}")
+            raise BadLocation(f"a seekdb server location names one database: seekdb://user@host:port/db, got {shown!r}")
+        try:
+            port = parts.port or 2881
+        except ValueError as exc:
+            raise BadLocation(f"a seekdb server location needs a numeric port: seekdb://user@host:port/db, got "
+                              f"{shown!r}") from exc
         password = unquote(parts.password) if parts.password is not None else os.environ.get(PASSWORD_ENV, "")
-        return cls(embedded=False, host=parts.hostname or "127.0.0.1", port=parts.port or 2881,
+        return cls(embedded=False, host=parts.hostname or "127.0.0.1", port=port,
                    user=unquote(parts.username or "root"), password=password, database=database)
 
     def __str__(self) -> str:  # for messages: never the password
         if self.embedded:
             return f"seekdb://{self.path}"
         return f"seekdb://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def parse_location(uri: str) -> Location:
+    """``seekdb:///abs/dir`` or ``seekdb://user[:password]@host:port/db`` as a Location (BadLocation if neither)."""
+    return Location.parse(uri)
 
 
 def _vector(v: np.ndarray) -> str:
