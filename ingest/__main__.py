@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="copy this index (folder or seekdb URI) into --index with its vectors (no SOURCE)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # a plain `kill` unwinds like Ctrl-C, so an open database write is rolled back, not left open
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.from_index:
         if args.source or not args.index:
             parser.error("--from-index takes --index and no SOURCE")

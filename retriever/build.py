@@ -186,6 +186,7 @@ def remove_documents(path: str | Path, doc_ids: Sequence[str], settings: Setting
     settings = settings or load_settings()
     started = time.perf_counter()
     with open_store(path, settings) as store, store.write_lock():
+        path = store.location  # what messages name (a database location without its password)
         try:
             previous = store.snapshot()
         except (IndexCorrupt, IndexMismatch) as exc:
@@ -199,7 +200,7 @@ def remove_documents(path: str | Path, doc_ids: Sequence[str], settings: Setting
         if all(d.doc_id in gone for d in previous.documents):
             raise ValueError(f"refusing to remove every document of the index at {path}; to start over, run "
                              f"python -m ingest SOURCE --index {path} --rebuild")
-        report = BuildReport(path=str(path), removed_docs=ids,
+        report = BuildReport(path=path, removed_docs=ids,
                              reused=sum(doc not in gone for doc, _ in previous.passages.values()))
         _apply(store, Change(model_id=previous.manifest["model_id"], dimension=previous.manifest["dimension"],
                              removed_docs=ids, manifest={"chunk_settings": vars(settings.chunk)},
@@ -216,6 +217,7 @@ def copy_index(source: str | Path, target: str | Path, settings: Settings | None
     settings = settings or load_settings()
     started = time.perf_counter()
     with open_store(source, settings) as src:
+        source = src.location  # messages name locations without passwords
         manifest = src.manifest()
         src.open_for(manifest["model_id"], manifest["dimension"])
         documents = src.documents()
@@ -235,8 +237,9 @@ def copy_index(source: str | Path, target: str | Path, settings: Settings | None
                                f"first (python -m ingest SOURCE --index {source})")
         return np.stack([stored_sentences[t] for t in texts])
 
-    report = BuildReport(path=str(target), rebuilt=rebuild, reused=len(chunks))
     with open_store(target, settings) as dst, dst.write_lock():
+        target = dst.location
+        report = BuildReport(path=target, rebuilt=rebuild, reused=len(chunks))
         previous = Snapshot([], {}, None) if rebuild else dst.snapshot()
         if previous.manifest is not None:
             check_compatible(previous.manifest, manifest["model_id"], manifest["dimension"], target)
