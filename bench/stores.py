@@ -437,6 +437,9 @@ def _cell_main(cell: Cell, conn) -> None:
     except BaseException as exc:  # the parent records why the cell has no figures
         conn.send(("error", f"{exc.__class__.__name__}: {exc}\n{traceback.format_exc(limit=6)}"))
     finally:
+        # pylibseekdb's exit hook signals its process group while it stops the engine: from here
+        # on a SIGTERM is the ordinary end of this process, not an interruption to report
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         conn.close()
 
 
