@@ -89,21 +89,20 @@ class FolderStore(Store):
         parts = [self._rows[d] for d in doc_ids if d in self._rows]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    def dense(self, vector: np.ndarray, n: int, doc_ids: Sequence[str] | None = None) -> Matches:
+    def _search(self, index, query, n: int, doc_ids: Sequence[str] | None) -> Matches:
+        """``index.search`` (FAISS or BM25, both on row numbers) restricted to ``doc_ids``' rows."""
         self._loaded()
         subset = self._subset(doc_ids)
         if subset is not None and not len(subset):
             return Matches.empty()
-        scores, ids = self._dense.search(vector, n, subset)
+        scores, ids = index.search(query, n, subset)
         return Matches(ids.tolist(), scores)
 
+    def dense(self, vector: np.ndarray, n: int, doc_ids: Sequence[str] | None = None) -> Matches:
+        return self._search(self._dense, vector, n, doc_ids)
+
     def keyword(self, text: str, n: int, doc_ids: Sequence[str] | None = None) -> Matches:
-        self._loaded()
-        subset = self._subset(doc_ids)
-        if subset is not None and not len(subset):
-            return Matches.empty()
-        scores, ids = self._sparse.search(text, n, subset)
-        return Matches(ids.tolist(), scores)
+        return self._search(self._sparse, text, n, doc_ids)
 
     def document_frequency(self, term: str) -> int:
         self._loaded()
