@@ -183,22 +183,17 @@ class QASettings:
     max_answer_chars: int = 200  # only a single whole sentence may exceed it
     max_sentences: int = 4
     mmr_lambda: float = 0.7  # relevance vs. novelty when picking answer sentences
-    # Refusal (qa/refusal.py): refuse when term coverage < refusal_threshold, or, for a
-    # Chinese question, when the best sentence cosine < refusal_min_cosine.
-    # Calibrated 2026-11-23 with `python -m qa.calibrate --index <seed index>` on eval/questions.jsonl
-    # (124 answerable, 60 unanswerable of which 48 near misses): refusal accuracy 35.0 % (21/60),
-    # false refusals 4.8 % (6/124); leave-one-out 33.3 % / 6.5 %. Retrieval signals alone cannot
-    # tell a near miss (the document and topic exist, the asked figure does not) from an
-    # answerable question: that is what the LLM's judgement adds (refusal_llm_* below).
-    refusal_threshold: float = 0.486  # idf-weighted share of question terms found in the passages
-    refusal_min_cosine: float = 0.892  # e5 cosine of the best sentence (Chinese questions only)
+    # Refusal (qa/refusal.py): refuse when support (qa/slots.py: the best sentence's share of
+    # what the question asks: its terms, the years it names, a number when it asks for one)
+    # < refusal_min_evidence, or, for a Chinese question, when the best sentence cosine
+    # < refusal_min_cosine. CALIBRATION PENDING
+    refusal_min_evidence: float = 0.227
+    refusal_min_cosine: float = 0.871  # e5 cosine of the best sentence (Chinese questions only)
     refusal_max_false: float = 0.05  # calibration: highest false-refusal rate accepted on the dev set
     # With the LLM: refuse when its answerability score (log P(yes) − log P(no)) is below
     # refusal_llm_min_yes, or a retrieval signal is below its own (LLM-path) threshold.
-    # Calibrated 2026-11-23 with `python -m qa.calibrate --index <seed index> --llm` (184 questions,
-    # retrieval before query translation): refusal accuracy 35.0 %, false refusals 4.8 %;
-    # leave-one-out 26.7 % / 7.3 % (retrieval signals alone on the same run: 28.3 % / 4.8 %).
-    refusal_llm_coverage: float = 0.289
+    # CALIBRATION PENDING
+    refusal_llm_evidence: float = 0.3
     refusal_llm_cosine: float = 0.888
     refusal_llm_min_yes: float = -0.267
     max_new_tokens: int = 256

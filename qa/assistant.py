@@ -159,7 +159,7 @@ class Assistant:
         timings["embed"] = time.perf_counter() - t0
         best = candidates.best
         signal = self.judge.signal(query, lang, hits[: self.retriever.settings.retrieval.k],
-                                   best.cosine if best else 0.0)
+                                   best.cosine if best else 0.0, [s.sentence for s in candidates.scored])
         llm = self._llm_generator() if name == "llm" and hits else None
         if llm is not None:
             t0 = time.perf_counter()
@@ -207,7 +207,7 @@ class Assistant:
         candidates = self.extractive.candidates(evidence)
         best = candidates.best
         signal = self.judge.signal(question, lang, hits[: self.retriever.settings.retrieval.k],
-                                   best.cosine if best else 0.0)
+                                   best.cosine if best else 0.0, [s.sentence for s in candidates.scored])
         llm = self._llm_generator() if with_model and hits else None
         if llm is not None:
             evidence = replace(evidence, sentences=tuple(candidates.scored))

@@ -1,7 +1,7 @@
 """``python -m qa.calibrate [--index DIR] [--questions eval/questions.jsonl] [--llm]``
 
 Chooses the refusal thresholds from the dev set instead of guessing them. For every
-question it computes the refusal signals (``qa.refusal``: term coverage, the best sentence
+question it computes the refusal signals (``qa.refusal``: evidence (support × coverage), the best sentence
 cosine for Chinese questions, and with ``--llm`` the model's answerability score), then
 searches the threshold grid for the combination with the best balanced accuracy among
 those whose false-refusal rate on answerable questions is at most
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Choice:
-    coverage: float
+    evidence: float
     cosine: float
     refusal_accuracy: float
     false_refusal: float
@@ -40,8 +40,8 @@ class Choice:
     def balanced(self) -> float:
         return (self.refusal_accuracy + 1 - self.false_refusal) / 2
 
-    def refuses(self, coverage: float, cosine: float, cross: bool, yes: float) -> bool:
-        return coverage < self.coverage or (not cross and cosine < self.cosine) or yes < self.min_yes
+    def refuses(self, evidence: float, cosine: float, cross: bool, yes: float) -> bool:
+        return evidence < self.evidence or (not cross and cosine < self.cosine) or yes < self.min_yes
 
 
 _MAX_CUTS = 48  # thresholds tried per signal (quantiles when there are more distinct values)
@@ -59,14 +59,14 @@ def _cuts(values: np.ndarray, never: float = 0.0) -> np.ndarray:
     return np.concatenate([[never], mids, [v[-1] + 1e-6]])
 
 
-def choose(coverage: np.ndarray, cosine: np.ndarray, cross: np.ndarray, answerable: np.ndarray,
+def choose(evidence: np.ndarray, cosine: np.ndarray, cross: np.ndarray, answerable: np.ndarray,
            max_false: float | None, model_yes: np.ndarray | None = None) -> Choice:
-    """Best thresholds (coverage, cosine, and the LLM score when given); ``max_false=None``
+    """Best thresholds (evidence, cosine, and the LLM score when given); ``max_false=None``
     means unconstrained. A question is refused when any signal is below its threshold."""
-    yes = np.full(len(coverage), np.inf) if model_yes is None else model_yes
-    cov_cuts, cos_cuts = _cuts(coverage), _cuts(cosine[~cross])
+    yes = np.full(len(evidence), np.inf) if model_yes is None else model_yes
+    ev_cuts, cos_cuts = _cuts(evidence), _cuts(cosine[~cross])
     yes_cuts = np.array([-np.inf]) if model_yes is None else _cuts(yes, never=-np.inf)
-    refuse = ((coverage[None, None, None, :] < cov_cuts[:, None, None, None])
+    refuse = ((evidence[None, None, None, :] < ev_cuts[:, None, None, None])
               | ((~cross)[None, None, None, :] & (cosine[None, None, None, :] < cos_cuts[None, :, None, None]))
               | (yes[None, None, None, :] < yes_cuts[None, None, :, None]))
     ra = refuse[..., ~answerable].mean(axis=-1) if (~answerable).any() else np.zeros(refuse.shape[:3])
@@ -78,21 +78,44 @@ def choose(coverage: np.ndarray, cosine: np.ndarray, cross: np.ndarray, answerab
     key = np.lexsort((-np.indices(score.shape)[2].ravel(), -np.indices(score.shape)[1].ravel(),
                       -np.indices(score.shape)[0].ravel(), -fr.ravel(), score.ravel()))
     i, j, m = np.unravel_index(key[-1], score.shape)
-    return Choice(float(cov_cuts[i]), float(cos_cuts[j]), float(ra[i, j, m]), float(fr[i, j, m]),
+    return Choice(float(ev_cuts[i]), float(cos_cuts[j]), float(ra[i, j, m]), float(fr[i, j, m]),
                   float(yes_cuts[m]))
 
 
-def leave_one_out(coverage, cosine, cross, answerable, max_false, model_yes=None) -> tuple[float, float]:
+def leave_one_out(evidence, cosine, cross, answerable, max_false, model_yes=None) -> tuple[float, float]:
     """Refusal accuracy and false-refusal rate when each question is judged by thresholds
     chosen without it: the held-out figure beside the fitted one."""
-    yes = np.full(len(coverage), np.inf) if model_yes is None else model_yes
-    refused = np.zeros(len(coverage), dtype=bool)
-    for q in range(len(coverage)):
-        keep = np.arange(len(coverage)) != q
-        c = choose(coverage[keep], cosine[keep], cross[keep], answerable[keep], max_false,
+    yes = np.full(len(evidence), np.inf) if model_yes is None else model_yes
+    refused = np.zeros(len(evidence), dtype=bool)
+    for q in range(len(evidence)):
+        keep = np.arange(len(evidence)) != q
+        c = choose(evidence[keep], cosine[keep], cross[keep], answerable[keep], max_false,
                    None if model_yes is None else model_yes[keep])
-        refused[q] = c.refuses(coverage[q], cosine[q], bool(cross[q]), yes[q])
+        refused[q] = c.refuses(evidence[q], cosine[q], bool(cross[q]), yes[q])
     return float(refused[~answerable].mean()), float(refused[answerable].mean())
+
+
+def auc(answerable_scores: np.ndarray, unanswerable_scores: np.ndarray) -> float:
+    """How often an answerable question scores above an unanswerable one (ties count half):
+    how well a signal separates them, whatever the threshold."""
+    a, u = answerable_scores[:, None], unanswerable_scores[None, :]
+    return float(((a > u).sum() + 0.5 * (a == u).sum()) / max(a.size * u.size, 1))
+
+
+def separation(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Each signal's AUC, overall and per question language."""
+    out: dict[str, dict[str, float]] = {}
+    for signal in ("evidence", "support", "coverage", "best_cosine", "model_yes"):
+        if not all(signal in r for r in rows):
+            continue
+        out[signal] = {}
+        for lang in (None, *sorted({r["lang"] for r in rows})):
+            pick = [r for r in rows if lang is None or r["lang"] == lang]
+            yes = np.array([r[signal] for r in pick if r["answerable"]])
+            no = np.array([r[signal] for r in pick if not r["answerable"]])
+            if len(yes) and len(no):
+                out[signal][lang or "all"] = round(auc(yes, no), 3)
+    return out
 
 
 def collect(index: str, questions: Path, settings, with_model: bool = False) -> list[dict]:
@@ -114,20 +137,20 @@ def collect(index: str, questions: Path, settings, with_model: bool = False) -> 
 
 
 def _report(name: str, rows: list[dict], max_false: float, with_model: bool) -> dict:
-    coverage = np.array([r["coverage"] for r in rows])
+    evidence = np.array([r["evidence"] for r in rows])  # support × coverage
     cosine = np.array([r["best_cosine"] for r in rows])
     cross = np.array([r["cross_lingual"] for r in rows])
     answerable = np.array([r["answerable"] for r in rows])
     yes = np.array([r.get("model_yes", np.inf) for r in rows]) if with_model else None
-    chosen = choose(coverage, cosine, cross, answerable, max_false, yes)
-    free = choose(coverage, cosine, cross, answerable, None, yes)
-    loo_ra, loo_fr = leave_one_out(coverage, cosine, cross, answerable, max_false, yes)
+    chosen = choose(evidence, cosine, cross, answerable, max_false, yes)
+    free = choose(evidence, cosine, cross, answerable, None, yes)
+    loo_ra, loo_fr = leave_one_out(evidence, cosine, cross, answerable, max_false, yes)
     print(f"[{name}]")
     if with_model:
-        print(f"chosen:        refusal_llm_coverage = {chosen.coverage:.3f}, refusal_llm_cosine = {chosen.cosine:.3f}, "
+        print(f"chosen:        refusal_llm_evidence = {chosen.evidence:.3f}, refusal_llm_cosine = {chosen.cosine:.3f}, "
               f"refusal_llm_min_yes = {chosen.min_yes:.3f}")
     else:
-        print(f"chosen:        refusal_threshold = {chosen.coverage:.3f}, refusal_min_cosine = {chosen.cosine:.3f}")
+        print(f"chosen:        refusal_min_evidence = {chosen.evidence:.3f}, refusal_min_cosine = {chosen.cosine:.3f}")
     print(f"  refusal accuracy {chosen.refusal_accuracy:.1%}, false-refusal rate {chosen.false_refusal:.1%}, "
           f"balanced accuracy {chosen.balanced:.3f}")
     print(f"unconstrained: refusal accuracy {free.refusal_accuracy:.1%}, false refusals {free.false_refusal:.1%}, "
@@ -168,11 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         for r in rows:
             yes = f" yes {r['model_yes']:+.2f}" if "model_yes" in r else ""
-            print(f"{r['id']} {'A' if r['answerable'] else 'U'} {r['lang']:7} cov {r['coverage']:.3f} "
+            print(f"{r['id']} {'A' if r['answerable'] else 'U'} {r['lang']:7} ev {r['evidence']:.3f} sup {r['support']:.3f} "
+                  f"cov {r['coverage']:.3f} "
                   f"cos {r['best_cosine']:.3f}{yes} missing {' '.join(r['missing'][:6])}")
     n_a, n_u = int(answerable.sum()), int((~answerable).sum())
     print(f"{len(rows)} questions ({n_a} answerable, {n_u} unanswerable), false refusals <= {max_false:.0%}")
-    result = {"retrieval": _report("retrieval signals (extractive path)", rows, max_false, False)}
+    aucs = separation(rows)
+    print("AUC answerable vs unanswerable: " + "; ".join(
+        f"{name} " + ", ".join(f"{lang} {value:.3f}" for lang, value in per.items()) for name, per in aucs.items()))
+    result = {"auc": aucs, "retrieval": _report("retrieval signals (extractive path)", rows, max_false, False)}
     if args.llm:
         result["llm"] = _report("with the LLM's judgement (llm path)", rows, max_false, True)
     print(f"# calibrated {dt.date.today().isoformat()} with: python -m qa.calibrate --index "

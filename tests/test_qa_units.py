@@ -100,7 +100,7 @@ def test_calibration_picks_the_separating_thresholds_within_the_false_refusal_li
     answerable = np.array([True] * 5 + [False] * 3)
     c = choose(coverage, cosine, cross, answerable, max_false=0.0)
     assert c.false_refusal == 0.0 and c.refusal_accuracy == pytest.approx(2 / 3)
-    assert 0.3 < c.coverage <= 0.6 and c.cosine <= 0.9
+    assert 0.3 < c.evidence <= 0.6 and c.cosine <= 0.9
     free = choose(coverage, cosine, cross, answerable, max_false=None)
     assert free.balanced >= c.balanced
 
