@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest import Document, IngestResult
+from ingest import Chunk, Document, IngestResult
 from settings import Settings, load_settings
 
 from .embedder import Embedder, get_embedder
@@ -142,8 +142,7 @@ def _update(result: IngestResult, store: Store, settings: Settings, progress: bo
     keys = [embed_key(embed_text(c)) for c in chunks]
     # a passage whose stored record is identical is left alone; the others are written, their
     # vectors reused by embedded text where the store has it, embedded otherwise
-    changed = [i for i, (c, k) in enumerate(zip(chunks, keys))
-               if previous.passages.get(c.chunk_id) != (c.doc_id, record_hash(c, k))]
+    changed = _changed(previous, chunks, keys)
     cache = store.vectors(list({keys[i] for i in changed})) if previous.manifest else {}
     todo = sorted({keys[i]: i for i in reversed(changed) if keys[i] not in cache}.values())
     vectors = embedder.encode_passages([embed_text(chunks[i]) for i in todo], progress=progress)
@@ -151,20 +150,36 @@ def _update(result: IngestResult, store: Store, settings: Settings, progress: bo
     kept_passages = sum(doc in kept_ids for doc, _ in previous.passages.values())
     report.embedded, report.reused = len(todo), kept_passages + len(chunks) - len(todo)
 
-    current = {c.chunk_id for c in chunks}
     change = Change(
         model_id=embedder.model_id, dimension=embedder.dim, rebuild=rebuild,
         documents=[d for d in fresh_docs if d.doc_id not in old_docs or asdict(old_docs[d.doc_id]) != asdict(d)],
         removed_docs=list(report.removed_docs),
-        passages=[PassageRow(chunks[i], keys[i], np.asarray(cache[keys[i]], dtype=np.float32),
-                             keyword_text(chunks[i])) for i in changed],
-        stale_chunks=[cid for cid, (doc, _) in previous.passages.items() if doc in fresh_ids and cid not in current],
+        passages=_rows(chunks, keys, cache, changed),
+        stale_chunks=_stale(previous, chunks, fresh_ids),
         manifest={"chunk_settings": vars(settings.chunk)},
         sentence_texts=_sentence_texts(settings),
         embed_sentences=lambda texts: embedder.encode_passages(texts, progress=progress))
     _apply(store, change, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _changed(previous: Snapshot, chunks: list[Chunk], keys: list[str]) -> list[int]:
+    """Indexes of the passages a write must carry: those whose stored record differs or is
+    missing (an identical one is left alone, vector and all)."""
+    return [i for i, (c, k) in enumerate(zip(chunks, keys))
+            if previous.passages.get(c.chunk_id) != (c.doc_id, record_hash(c, k))]
+
+
+def _stale(previous: Snapshot, chunks: list[Chunk], docs: set[str]) -> list[str]:
+    """Stored passages of ``docs`` that the new chunks no longer hold."""
+    current = {c.chunk_id for c in chunks}
+    return [cid for cid, (doc, _) in previous.passages.items() if doc in docs and cid not in current]
+
+
+def _rows(chunks: list[Chunk], keys: list[str], vectors: dict, indexes: list[int]) -> list[PassageRow]:
+    return [PassageRow(chunks[i], keys[i], np.asarray(vectors[keys[i]], dtype=np.float32), keyword_text(chunks[i]))
+            for i in indexes]
 
 
 def _apply(store: Store, change: Change, report: BuildReport) -> None:
@@ -246,13 +261,10 @@ def copy_index(source: str | Path, target: str | Path, settings: Settings | None
         known = {d.doc_id for d in previous.documents}
         report.added_docs = [d.doc_id for d in documents if d.doc_id not in known]
         report.updated_docs = [d.doc_id for d in documents if d.doc_id in known]
-        current = {c.chunk_id for c in chunks}
-        copied = {d.doc_id for d in documents}
         change = Change(
             model_id=manifest["model_id"], dimension=manifest["dimension"], rebuild=rebuild, documents=documents,
-            passages=[PassageRow(c, k, np.asarray(vectors[k], dtype=np.float32), keyword_text(c))
-                      for c, k in zip(chunks, keys) if previous.passages.get(c.chunk_id) != (c.doc_id, record_hash(c, k))],
-            stale_chunks=[cid for cid, (doc, _) in previous.passages.items() if doc in copied and cid not in current],
+            passages=_rows(chunks, keys, vectors, _changed(previous, chunks, keys)),
+            stale_chunks=_stale(previous, chunks, {d.doc_id for d in documents}),
             manifest={k: v for k, v in manifest.items() if k == "chunk_settings"},
             sentence_texts=sentences, embed_sentences=from_source)
         _apply(dst, change, report)
