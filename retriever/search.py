@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +75,9 @@ class Retriever:
             raise AttributeError(f"the index at {self.path} is not a folder index")
         return stored
 
-    @property
+    @cached_property
     def manifest(self) -> dict:
+        """The index's manifest as of this load (a database query on seekdb: asked once)."""
         return self.store.manifest()
 
     @property

@@ -143,3 +143,14 @@ def test_search_cli(seed_index, capsys):
     out = capsys.readouterr().out
     assert "[1]" in out and "北斗系统建设应用行动" in out and "score" in out
     assert main(["   ", "--index", str(seed_index)]) == 2
+
+
+def test_manifest_is_asked_of_the_store_once_per_load(seed_index, settings, embedder):
+    """Every Assistant and the app's warm-up read it; on a database each read is a query."""
+    r = Retriever.load(seed_index, settings, embedder=embedder)
+    calls = []
+    real = r.store.manifest
+    r.store.manifest = lambda: calls.append(1) or real()
+    first = r.manifest
+    assert r.manifest is first and first["chunk_count"] == len(r)
+    assert len(calls) == 1
