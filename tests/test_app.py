@@ -196,6 +196,22 @@ def test_source_view_clamps_span(client, engine):
     assert "<mark" not in client.get("/source/evil.txt?start=40&end=10").text
 
 
+def test_source_view_section_reads_only_the_viewed_document(engine, monkeypatch):
+    """The heading path shown above a source comes from that document's passages alone (on
+    a database, reading every document's on the first view was one query per document)."""
+    retriever = engine.retriever
+    doc_id = next(d for d in retriever.documents if d.startswith("001_"))
+    passage = next(c for c in retriever.passages_of(doc_id) if c.section)
+    asked = []
+    real = retriever.passages_of
+    monkeypatch.setattr(retriever, "passages_of", lambda d: asked.append(d) or real(d))
+    engine._sections_of = None  # as after an index swap
+    assert engine.section_at(doc_id, passage.start) == passage.section
+    assert engine.section_at(doc_id, passage.start) == passage.section
+    assert asked == [doc_id]
+    assert engine.section_at("no-such-doc", 0) == ""
+
+
 def test_answer_about_markup_document_is_escaped(engine):
     answer = engine.assistant.ask(EVIL_QUESTION)
     html = render.render_answer(answer, show_scores=True)

@@ -170,12 +170,12 @@ class Engine:
     def section_at(self, doc_id: str, pos: int) -> str:
         """Heading path of the passage that holds character ``pos`` (for the source view)."""
         retriever = self.retriever
-        if self._sections_of is not retriever:  # rebuilt lazily after each index swap
-            by_doc: dict[str, list] = {}
-            for doc in retriever.documents:
-                by_doc[doc] = [(c.start, c.end, c.section) for c in retriever.passages_of(doc)]
-            self._sections, self._sections_of = by_doc, retriever
-        return next((s for a, b, s in self._sections.get(doc_id, []) if a <= pos < b and s), "")
+        if self._sections_of is not retriever:  # forgotten after each index swap
+            self._sections, self._sections_of = {}, retriever
+        if doc_id not in self._sections:  # one document's passages, when its source is first viewed
+            self._sections[doc_id] = ([(c.start, c.end, c.section) for c in retriever.passages_of(doc_id)]
+                                      if doc_id in retriever.documents else [])
+        return next((s for a, b, s in self._sections[doc_id] if a <= pos < b and s), "")
 
     def upload_area(self):
         from ingest.uploads import UploadArea
