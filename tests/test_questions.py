@@ -224,3 +224,23 @@ def test_counts_and_coverage(questions):
     assert set(langs) == LANGS, langs
     covered = {doc for rec in questions for doc in rec["docs"]}
     assert covered == SEED_DOCS, SEED_DOCS - covered
+
+
+def test_heldout_set_is_well_formed_and_new(questions, seed_text):
+    """eval/heldout.jsonl: same schema, evidence verbatim in the seeds, keys in the evidence,
+    and no question copied from the dev set (it must stay unseen by the calibration)."""
+    heldout = [json.loads(line) for line in (ROOT / "eval" / "heldout.jsonl").read_text("utf-8").splitlines()
+               if line.strip()]
+    assert [r["id"] for r in heldout] == [f"h{i:03d}" for i in range(1, len(heldout) + 1)]
+    assert sum(r["type"] == "unanswerable" for r in heldout) >= 10
+    dev = {normalize(r["question"]) for r in questions}
+    seeds = {name: normalize(text) for name, text in seed_text.items()}
+    for rec in heldout:
+        assert set(rec) == SCHEMA_KEYS and rec["lang"] in LANGS and rec["type"] in TYPES, rec["id"]
+        assert normalize(rec["question"]) not in dev, rec["id"]
+        if rec["type"] == "unanswerable":
+            assert not (rec["docs"] or rec["evidence"] or rec["answer_keys"]), rec["id"]
+            continue
+        for span in rec["evidence"]:
+            assert any(normalize(span) in seeds[d] for d in rec["docs"]), (rec["id"], span)
+        assert all(any(normalize(k) in normalize(s) for s in rec["evidence"]) for k in rec["answer_keys"]), rec["id"]
