@@ -66,9 +66,9 @@ def test_the_questions_own_numbers_are_not_an_answer():
     assert best_support(frame, _units("专栏18 包括6项任务。")) > 0.0
 
 
-def test_a_question_asking_no_quantity_needs_no_number():
-    frame = _frame("特色化示范性软件学院由谁建设？")
-    assert not frame.quantity
+def test_a_question_asking_how_needs_no_number_body_or_date():
+    frame = _frame("特色化示范性软件学院要怎样建设？")
+    assert not (frame.quantity or frame.body or frame.date)
     assert best_support(frame, _units(NO_NUMBER)) > 0.5
 
 
@@ -81,3 +81,29 @@ def test_an_english_question_is_matched_through_its_renderings():
     assert best_support(frame, _units(OTHER_YEAR)) == 0.0
     assert best_support(frame, _units("到2025年,建成30个数据中心。")) == 0.0
 
+
+
+def test_a_sentence_naming_other_years_does_not_give_the_asked_year():
+    """"从2015年……2020年……达到7.8%" is the 2020 figure: it does not answer for 2015."""
+    frame = _frame("2015年特色化示范性软件学院有多少所？")
+    passage = "从2015年起推进改革。2020年建成30所特色化示范性软件学院。"
+    units = _units(passage)
+    assert support(frame, units[-1]) == 0.0
+    assert best_support(frame, _units("2015年起,建成30所特色化示范性软件学院。")) > 0.5
+
+
+@pytest.mark.parametrize("question, lang, answer, near_miss", [
+    ("特色化示范性软件学院由哪个部门牵头建设？", ZH, "教育部牵头建设特色化示范性软件学院。", "加快建设特色化示范性软件学院。"),
+    ("Which ministry leads the exemplary software colleges?", EN, "教育部牵头建设特色化示范性软件学院。",
+     "加快建设特色化示范性软件学院。"),
+    ("特色化示范性软件学院是哪一年开始建设的？", ZH, "2019年开始建设特色化示范性软件学院。", "加快建设特色化示范性软件学院。"),
+    ("When were the exemplary software colleges first built?", EN, "2019年开始建设特色化示范性软件学院。",
+     "加快建设特色化示范性软件学院。"),
+])
+def test_a_body_or_a_date_asked_for_must_be_named(question, lang, answer, near_miss):
+    renderings = (("exemplary", ("示范性",)), ("software colleges", ("软件学院",)))
+    frame = _frame(question, lang, renderings if lang == EN else ())
+    assert frame.body or frame.date
+    assert not frame.quantity
+    assert best_support(frame, _units(answer)) > 0.5
+    assert best_support(frame, _units(near_miss)) == 0.0
