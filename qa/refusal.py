@@ -1,7 +1,7 @@
 """Deciding that the corpus holds no answer, from signals calibrated on the dev set.
 
 1. **Support** (``qa.slots``): how much of what the question asks for — its terms, the years
-   it names, a number when it asks for a quantity — one retrieved sentence holds. The
+   it names, the number, body or date it asks for — one retrieved sentence holds. The
    signal that catches near misses (the topic is there, the asked figure is not).
 2. **Coverage**: the idf-weighted share of the question's content terms (interrogatives
    removed) that occur in the retrieved passages (with their titles and section paths,
@@ -64,7 +64,7 @@ class EvidenceSignal:
         """What the rule compares: support scaled by coverage, so that both the best sentence
         and the passages as a whole must hold the question (a name the corpus lacks, like
         贵州省, lowers coverage more than the best sentence's share; on the dev set the
-        product refuses 57 % at 5 % false refusals, support alone 50 %)."""
+        product refused more at the same false-refusal rate than support alone)."""
         return self.support * self.coverage
 
     def with_model(self, score: float) -> "EvidenceSignal":
@@ -122,11 +122,11 @@ class RefusalJudge:
         thresholds be gentler)."""
         cfg = self.cfg
         if signal.model_yes is None:
-            support, cosine = cfg.refusal_min_evidence, cfg.refusal_min_cosine
+            evidence, cosine = cfg.refusal_min_evidence, cfg.refusal_min_cosine
         else:
-            support, cosine = cfg.refusal_llm_evidence, cfg.refusal_llm_cosine
+            evidence, cosine = cfg.refusal_llm_evidence, cfg.refusal_llm_cosine
             if signal.model_yes < cfg.refusal_llm_min_yes:
                 return True
-        if signal.evidence < support:
+        if signal.evidence < evidence:
             return True
         return not signal.cross_lingual and signal.best_cosine < cosine

@@ -144,10 +144,10 @@ def test_refusal_evidence_separates_the_dev_set_better_than_passage_coverage(ass
     ranks answerable questions above unanswerable ones far more often than coverage alone."""
     from qa.calibrate import auc
 
-    rows = [(q["type"] != "unanswerable", *assistant.evidence_signal(q["question"])[0].as_dict().values())
-            for q in QUESTIONS.values()]
-    answerable = np.array([r[0] for r in rows])
-    evidence, coverage = np.array([r[1] for r in rows]), np.array([r[3] for r in rows])
+    signals = [assistant.evidence_signal(q["question"])[0] for q in QUESTIONS.values()]
+    answerable = np.array([q["type"] != "unanswerable" for q in QUESTIONS.values()])
+    evidence = np.array([s.evidence for s in signals])
+    coverage = np.array([s.coverage for s in signals])
     assert auc(evidence[answerable], evidence[~answerable]) >= 0.8
     assert auc(evidence[answerable], evidence[~answerable]) > auc(coverage[answerable], coverage[~answerable]) + 0.1
 
