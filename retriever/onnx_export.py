@@ -13,6 +13,13 @@ model on :data:`VERIFY_TEXTS`; the figures go into ``encoder.json``, which the r
 encoder reads to decide whether it may call itself the same model (EmbedSettings
 ``same_model_median`` / ``same_model_min``). The folder is filled under a temporary name and
 renamed into place whole, so a killed export leaves nothing a later run would trust.
+
+Before quantizing, ONNX Runtime's transformer optimizer fuses each layer's attention, GELU
+and skip-LayerNorm into single kernels (the model is traced with eager attention, whose
+pattern it recognizes; the SDPA trace fuses no attention). Measured on the 160 longest seed
+chunks, alternating three times: int8 38 passages/s fused against 27 unfused, fp32 vectors
+identical (cosine 1.00000) and int8 ones as close to fp32 as before (median 0.9977). A
+graph the optimizer cannot fuse is exported unfused, with a logged warning.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 2  # bump when the exported folder changes, so caches are re-exported
+FORMAT_VERSION = 3  # bump when the exported folder changes, so caches are re-exported
 META = "encoder.json"
 FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}
 OPSET = 17
@@ -145,7 +152,8 @@ def export(model_dir: Path, out: Path) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    st = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True,
+                             model_kwargs={"attn_implementation": "eager"})
     transformer = st[0].auto_model.eval()
 
     class Pooled(torch.nn.Module):
@@ -166,13 +174,17 @@ def export(model_dir: Path, out: Path) -> dict:
             "embedding": {0: "batch"}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(Pooled(transformer), dummy, str(out / FILES["onnx"]), input_names=list(axes)[:2],
+        torch.onnx.export(Pooled(transformer), dummy, str(out / "traced.onnx"), input_names=list(axes)[:2],
                           output_names=["embedding"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    fused = _fuse(out / "traced.onnx", out / FILES["onnx"], transformer.config)
     root = logging.getLogger()
     was, root.disabled = root.disabled, True  # the quantizer's "consider pre-processing" notice
     try:
+        # DefaultTensorType: the fused kernels are contrib ops, whose outputs shape inference
+        # cannot type; every tensor of this graph is fp32
         quantize_dynamic(str(out / FILES["onnx"]), str(out / FILES["onnx-int8"]), weight_type=QuantType.QInt8,
-                         per_channel=True, op_types_to_quantize=["MatMul"])
+                         per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
+                         extra_options={"DefaultTensorType": 1})
     finally:
         root.disabled = was
     shutil.copy(model_dir / "tokenizer.json", out / "tokenizer.json")
@@ -185,6 +197,7 @@ def export(model_dir: Path, out: Path) -> dict:
         "max_length": int(st.max_seq_length),
         "pad_id": int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
         "prompts": dict(st.prompts or {}),
+        "fused": fused,
         "verification": {},
     }
     for kind in ("query", "passage"):  # both prompts, as the run-time encoder will use them
@@ -200,3 +213,24 @@ def export(model_dir: Path, out: Path) -> dict:
             seen["median"] = round(min(seen["median"], float(np.median(cos))), 6)
             seen["min"] = round(min(seen["min"], float(cos.min())), 6)
     return meta
+
+
+def _fuse(traced: Path, target: Path, config) -> dict[str, int]:
+    """``traced`` with its layers' operations fused into ORT's transformer kernels, written to
+    ``target``; the fused-operator counts (empty: the optimizer failed, the graph is kept as
+    traced)."""
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        model = optimize_model(str(traced), model_type="bert", num_heads=int(config.num_attention_heads),
+                               hidden_size=int(config.hidden_size), opt_level=1, use_gpu=False)
+        counts = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
+        model.save_model_to_file(str(target))
+        traced.unlink()
+        return counts
+    except Exception as exc:  # noqa: BLE001 - an unfused graph is slower, not wrong
+        log.warning("ONNX Runtime could not fuse %s (%s: %s); keeping the traced graph",
+                    traced.name, exc.__class__.__name__, exc)
+        target.unlink(missing_ok=True)
+        traced.replace(target)
+        return {}

