@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SEEDS
+from conftest import ROOT
 from settings import EmbedSettings, Settings
 
 QUESTION = "十四五规划对数字经济核心产业增加值占GDP比重提出了什么目标?"
