@@ -148,6 +148,7 @@ def _remove_superseded(target: Path, model_dir: Path) -> None:
 
 def export(model_dir: Path, out: Path) -> dict:
     """Write model.onnx, model-int8.onnx and tokenizer.json into ``out``; the metadata."""
+    import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
@@ -184,7 +185,7 @@ def export(model_dir: Path, out: Path) -> dict:
         # cannot type; every tensor of this graph is fp32
         quantize_dynamic(str(out / FILES["onnx"]), str(out / FILES["onnx-int8"]), weight_type=QuantType.QInt8,
                          per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
-                         extra_options={"DefaultTensorType": 1})
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.disabled = was
     shutil.copy(model_dir / "tokenizer.json", out / "tokenizer.json")
