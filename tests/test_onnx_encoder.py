@@ -133,6 +133,22 @@ def test_int8_export_is_fused_and_quantizes_the_matmuls_not_the_word_embeddings(
     assert embed and "word_embeddings" in embed[0].input[2] and embed[0].input[2] in floats
 
 
+def test_export_keeps_weights_beside_the_graph_for_mapping(embedder, settings):
+    """The weights live in one file beside each graph, which ONNX Runtime maps instead of
+    copying (session 0.05 s instead of 0.78 s): every large initializer points there."""
+    import onnx
+
+    from retriever.onnx_export import FILES, WEIGHTS, ensure_onnx
+
+    folder = ensure_onnx(embedder.encoder.meta["source"], settings.embed.cache_dir)
+    for name in FILES.values():
+        graph = onnx.load(str(folder / name), load_external_data=False).graph
+        external = [i for i in graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL]
+        assert {e.value for i in external for e in i.external_data if e.key == "location"} == {name + WEIGHTS}
+        assert any(i.dims[0] > 250_000 for i in external)  # the word-embedding table
+        assert (folder / name).stat().st_size < 1_000_000 < (folder / (name + WEIGHTS)).stat().st_size
+
+
 def test_encoder_beyond_tolerance_is_recorded_and_refused(seed_index):
     """An encoder that reproduces the model less closely than asked names itself, so an index
     built by the torch-equivalent encoders is not searched with its vectors."""
