@@ -107,7 +107,7 @@ class IndexSettings:
     seekdb_txn_timeout_s: float = 900.0
     seekdb_hnsw_m: int = 16
     seekdb_ef_construction: int = 200
-    seekdb_ef_search: int = 100
+    seekdb_ef_search: int = 100  # also set per connection (ob_hnsw_ef_search), whose default (64) wins otherwise
     # the server python -m retriever.stores.seekdb_server starts (tests, benchmark, one machine)
     seekdb_memory_limit: str = "3G"
     seekdb_datafile_size: str = "1G"
@@ -278,6 +278,9 @@ class EvalSettings:
     # python -m bench --parts stores (bench/stores.py): every store at each size, one run
     bench_store_scales: str = "100000,1000000"
     bench_stores: str = "folder,seekdb-embedded,seekdb-server"
+    # each built store is searched again at these HNSW efSearch values (recall@10 against latency);
+    # empty: only at the configured one
+    bench_ef_sweep: str = "32,64,128,256,512"
     bench_store_spread: float = 1.5  # a passage vector's offset from the seed centroid is scaled by this
     bench_store_noise: float = 0.1  # norm of the gaussian perturbation of each passage vector
     bench_store_batch: int = 10_000  # passages per Change written to a store that takes batches

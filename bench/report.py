@@ -117,8 +117,19 @@ def stores_md(s: dict) -> str:
             f"seekdb: Changes of {s['batch']:,}). Recall@10 of dense search against exact search over the same vectors. "
             "Peak RSS: the benchmark process (VmHWM; in brackets what it held before writing: the generated "
             "passages and vectors) / the seekdb engine's process (the server, or the child process the embedded engine runs in); disk: allocated (apparent when it differs).")
-    return head + "\n\n" + _table(["store", "passages", "ingest/s", "dense p50 / p95 ms", "keyword p50 / p95 ms",
-                                    "hybrid p50 / p95 ms", "recall@10", "peak RSS MB", "disk MB", "note"], rows, (0, 9))
+    table = _table(["store", "passages", "ingest/s", "dense p50 / p95 ms", "keyword p50 / p95 ms",
+                    "hybrid p50 / p95 ms", "recall@10", "peak RSS MB", "disk MB", "note"], rows, (0, 9))
+    swept = [r for r in s["rows"] if r.get("ef_sweep")]
+    if swept:
+        efs = sorted({e["ef_search"] for r in swept for e in r["ef_sweep"]})
+        cells = [[r["store"], f"{r['count']:,}"] + [next((f"{e['recall@10']:.3f} / {_f(e['dense_p50_ms'], 2)} / "
+                                                          f"{_f(e['hybrid_p50_ms'], 1)}" for e in r["ef_sweep"]
+                                                          if e["ef_search"] == ef), "–") for ef in efs]
+                 for r in swept]
+        table += ("\n\nThe same stores searched again at each efSearch (the folder's faiss HNSW; seekdb's "
+                  "`ob_hnsw_ef_search`): recall@10 / dense p50 ms / hybrid p50 ms.\n\n"
+                  + _table(["store", "passages", *(f"ef {ef}" for ef in efs)], cells, (0,)))
+    return head + "\n\n" + table
 
 
 def markdown(result: dict) -> str:

@@ -398,16 +398,16 @@ def measure(cell: Cell, log=print) -> dict:
                 row["dense"], found = _timed(lambda i: store.dense(qvecs[i], K), nq)
                 row["keyword"], words = _timed(lambda i: store.keyword(qtexts[i], K), nq)
                 row["hybrid"], fused = _timed(lambda i: store.hybrid(qtexts[i], qvecs[i], K, rrf_k=rrf_k), nq)
-                ids = [[int(c.chunk_id.rsplit("-", 1)[1]) for c in store.passages(m.keys) if c is not None]
-                       for m in found]
+                ids = _ids(store, found)
             row["search_rss_peak_mb"] = round(mem.peak_mb, 1)
+            row["ef_sweep"] = _ef_sweep(where.location, settings, qvecs, qtexts, exact_ids, seed)
         finally:
             if engine_mem:
                 engine_mem.__exit__(None, None, None)
         if engine_mem:
             row["engine_rss_peak_mb"] = round(engine_mem.peak_mb, 1)
         row["disk_mb"], row["disk_apparent_mb"] = (round(v, 1) for v in disk_mb(where.data_dir))
-    row["recall@10"] = round(float(np.mean([len(set(a) & set(e.tolist())) / K for a, e in zip(ids, exact_ids)])), 4)
+    row["recall@10"] = _recall(ids, exact_ids)
     # what a miss costs: the exact top 10's mean cosine minus the returned 10's (near 0: near-ties)
     row["cosine_loss@10"] = round(float(np.mean([e.mean() - m.scores[:K].sum() / K
                                                  for m, e in zip(found, exact_scores)])), 5)
@@ -418,6 +418,36 @@ def measure(cell: Cell, log=print) -> dict:
         f"{row['keyword']['p50_ms']:.1f}/{row['hybrid']['p50_ms']:.1f} ms, recall@10 {row['recall@10']:.3f}, "
         f"disk {row['disk_mb']:,.0f} MB")
     return row
+
+
+def _ids(store, found) -> list[list[int]]:
+    return [[int(c.chunk_id.rsplit("-", 1)[1]) for c in store.passages(m.keys) if c is not None] for m in found]
+
+
+def _recall(ids: list[list[int]], exact_ids: np.ndarray) -> float:
+    return round(float(np.mean([len(set(a) & set(e.tolist())) / K for a, e in zip(ids, exact_ids)])), 4)
+
+
+def _ef_sweep(location: str, settings: Settings, qvecs, qtexts, exact_ids, seed) -> list[dict]:
+    """The same store searched at each efSearch of ``EvalSettings.bench_ef_sweep`` (the folder's
+    faiss HNSW and seekdb's ob_hnsw_ef_search alike): what recall@10 costs in latency. A flat
+    folder index has no beam: nothing to sweep."""
+    from retriever.stores import open_store
+
+    values = [int(v) for v in settings.eval.bench_ef_sweep.split(",") if v.strip()]
+    out = []
+    for ef in values:
+        swept = settings.override("index", hnsw_ef_search=ef, seekdb_ef_search=ef)
+        with open_store(location, swept) as store:
+            store.open_for(seed.model_id, seed.dimension)
+            if store.manifest().get("index_kind") == "flat":
+                return []
+            dense, found = _timed(lambda i: store.dense(qvecs[i], K), len(qvecs))
+            hybrid, _ = _timed(lambda i: store.hybrid(qtexts[i], qvecs[i], K, rrf_k=settings.retrieval.rrf_k),
+                               len(qvecs))
+            out.append({"ef_search": ef, "recall@10": _recall(_ids(store, found), exact_ids),
+                        "dense_p50_ms": dense["p50_ms"], "hybrid_p50_ms": hybrid["p50_ms"]})
+    return out
 
 
 class Stopped(Exception):
@@ -448,17 +478,21 @@ def run_cell(cell: Cell, timeout_s: float) -> dict:
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_cell_main, args=(cell, send), daemon=False)
+    received = False
     with Timer() as t:
         proc.start()
         send.close()
         try:
             status, payload = (receive.recv() if receive.poll(timeout_s)
                                else ("error", f"stopped after {timeout_s:.0f} s (time limit)"))
+            received = status == "ok"
         except EOFError:
             proc.join(10)
             killed = proc.exitcode == -9
             status, payload = "error", f"the process died (exit code {proc.exitcode}{'; out of memory?' if killed else ''})"
         finally:  # also when this process is interrupted: no cell outlives the run
+            if received:  # it is stopping its store: let it finish rather than interrupt it
+                proc.join(60)
             if proc.is_alive():
                 proc.terminate()
             proc.join(60)

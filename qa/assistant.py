@@ -152,23 +152,8 @@ class Assistant:
         if sources:
             yield Sources(hits=hits[: self.retriever.settings.retrieval.k] if hits else [], query=query,
                           generator=name)
-        t0 = time.perf_counter()
-        evidence = Evidence(query, lang, hits, query_vector, comparison)
-        candidates = self.extractive.candidates(evidence)
-        evidence = replace(evidence, sentences=tuple(candidates.scored))
-        timings["embed"] = time.perf_counter() - t0
-        best = candidates.best
-        signal = self.judge.signal(query, lang, hits[: self.retriever.settings.retrieval.k],
-                                   best.cosine if best else 0.0, [s.sentence for s in candidates.scored])
         llm = self._llm_generator() if name == "llm" and hits else None
-        if llm is not None:
-            t0 = time.perf_counter()
-            try:
-                signal = signal.with_model(llm.answerability(evidence))
-            except Exception as exc:  # noqa: BLE001 - the retrieval signals alone still decide
-                log.warning("LLM answerability failed (%s: %s); refusal decided without it",
-                            exc.__class__.__name__, exc)
-            timings["judge"] = time.perf_counter() - t0
+        evidence, signal = self._judge(Evidence(query, lang, hits, query_vector, comparison), llm, timings)
         if not hits or self.judge.refuse(signal):
             yield from self._refusal(question, query, lang, hits, signal, note, timings, t_start)
             return
@@ -203,16 +188,35 @@ class Assistant:
         lang = question_language(question)
         query_vector = self.retriever.embed_query(question)
         hits = self._retrieve(question, k, is_comparison(question), query_vector)
-        evidence = Evidence(question, lang, hits, query_vector, is_comparison(question))
-        candidates = self.extractive.candidates(evidence)
-        best = candidates.best
-        signal = self.judge.signal(question, lang, hits[: self.retriever.settings.retrieval.k],
-                                   best.cosine if best else 0.0, [s.sentence for s in candidates.scored])
         llm = self._llm_generator() if with_model and hits else None
-        if llm is not None:
-            evidence = replace(evidence, sentences=tuple(candidates.scored))
-            signal = signal.with_model(llm.answerability(evidence))
+        _, signal = self._judge(Evidence(question, lang, hits, query_vector, is_comparison(question)), llm, {},
+                                strict=True)
         return signal, hits
+
+    def _judge(self, evidence: Evidence, llm, timings: dict[str, float],
+               strict: bool = False) -> tuple[Evidence, EvidenceSignal]:
+        """The candidate sentences (kept on the evidence) and the refusal signals, with the
+        LLM's answerability score when ``llm`` is given: what answering and calibration share.
+        A failing LLM leaves the retrieval signals to decide (``strict``: calibration, raises)."""
+        t0 = time.perf_counter()
+        candidates = self.extractive.candidates(evidence)
+        evidence = replace(evidence, sentences=tuple(candidates.scored))
+        timings["embed"] = time.perf_counter() - t0
+        best = candidates.best
+        signal = self.judge.signal(evidence.question, evidence.lang,
+                                   evidence.hits[: self.retriever.settings.retrieval.k],
+                                   best.cosine if best else 0.0, [s.sentence for s in candidates.scored])
+        if llm is not None:
+            t0 = time.perf_counter()
+            try:
+                signal = signal.with_model(llm.answerability(evidence))
+            except Exception as exc:  # noqa: BLE001 - the retrieval signals alone still decide
+                if strict:
+                    raise
+                log.warning("LLM answerability failed (%s: %s); refusal decided without it",
+                            exc.__class__.__name__, exc)
+            timings["judge"] = time.perf_counter() - t0
+        return evidence, signal
 
     def warm_up(self, save: bool = True, stop: threading.Event | None = None) -> int:
         """Embed every sentence of the index ahead of time (and keep them on disk). ``stop``

@@ -121,5 +121,10 @@ def test_stores_part_measures_the_folder_and_embedded_seekdb(tmp_path, seed_inde
         assert 0.85 < row["data"]["pair_cosine_mean"] < row["data"]["nn1_cosine_mean"] < 1
     assert rows["seekdb-embedded"]["engine_rss_peak_mb"] > 50  # the engine's own process was found and sampled
     assert rows["folder"]["recall@10"] == 1.0  # exact search below index.approximate_above
+    assert rows["folder"]["ef_sweep"] == []  # a flat index has no beam to sweep
+    sweep = rows["seekdb-embedded"]["ef_sweep"]
+    assert [e["ef_search"] for e in sweep] == [32, 64, 128, 256, 512]
+    assert all(0.9 <= e["recall@10"] <= 1.0 and e["dense_p50_ms"] > 0 for e in sweep)
     md = (out / "bench.md").read_text(encoding="utf-8")
     assert "## Stores: folder and seekdb side by side" in md and "| seekdb-embedded | 1,000 |" in md
+    assert "searched again at each efSearch" in md

@@ -297,7 +297,14 @@ class SeekdbStore(Store):
     def conn(self) -> _Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._connect(self.loc.database)
+            conn = self._connect(self.loc.database)
+            # the HNSW beam of this connection's searches (see IndexSettings.seekdb_ef_search)
+            try:
+                conn.execute(f"SET SESSION ob_hnsw_ef_search = {int(self.cfg.seekdb_ef_search)}")
+            except _errors() as exc:  # an engine without the variable searches with its own default
+                log.warning("%s: cannot set ob_hnsw_ef_search (%s); searching with the engine's default",
+                            self.location, exc)
+            self._local.conn = conn
             with self._opened_lock:
                 self._opened.append(conn)
         return conn
