@@ -154,3 +154,30 @@ def test_manifest_is_asked_of_the_store_once_per_load(seed_index, settings, embe
     first = r.manifest
     assert r.manifest is first and first["chunk_count"] == len(r)
     assert len(calls) == 1
+
+
+def test_bm25_from_term_ids_scores_like_bm25s_on_the_strings(seed_index):
+    """The folder store hands bm25s each passage's terms as 4-byte ids, not jieba's strings (a
+    10^5-passage write peaked at 1.37 GB instead of 1.97): same vocabulary, same scores for the
+    dev questions' terms on every seed passage, an empty passage included."""
+    import json
+    from pathlib import Path
+
+    import bm25s
+    import numpy as np
+
+    from retriever.passages import keyword_text
+    from retriever.sparse import SparseIndex
+    from retriever.store import read_index
+    from retriever.terms import terms
+
+    texts = [keyword_text(c) for c in read_index(seed_index).chunks] + ["，。"]
+    built = SparseIndex.build(iter(texts)).model
+    plain = bm25s.BM25()
+    plain.index([terms(t) or ["\u2205"] for t in texts], show_progress=False)
+    assert set(built.vocab_dict) == set(plain.vocab_dict) and len(plain.vocab_dict) > 3000
+    questions = Path(__file__).resolve().parents[1] / "eval" / "questions.jsonl"
+    for line in questions.read_text(encoding="utf-8").splitlines()[:60]:
+        words = [w for w in terms(json.loads(line)["question"]) if w in plain.vocab_dict]
+        if words:
+            assert np.array_equal(built.get_scores(words), plain.get_scores(words))

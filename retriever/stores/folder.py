@@ -178,7 +178,7 @@ class FolderStore(Store):
         def write_extras(folder: Path) -> None:
             if kind == "hnsw":
                 DenseIndex.build(matrix, self.settings.index).save(folder)
-            SparseIndex.build([keyword_text(c) for c in chunks]).save(folder)
+            SparseIndex.build(keyword_text(c) for c in chunks).save(folder)
 
         manifest = write_index(self.path, stored, change.model_id,
                                {"index_kind": kind, **change.manifest}, write_extras)
