@@ -208,6 +208,9 @@ class Retriever:
         n = max(candidates or cfg.candidates, k * 3)
         lists: list[Ranked] = []
         dense_scores: dict = {}
+        dense_weight, rrf_k = cfg.dense_weight, cfg.rrf_k
+        if translation:  # a cross-lingual question: its own fusion weights (settings.py)
+            dense_weight, rrf_k = cfg.translated_dense_weight, cfg.translated_rrf_k
         queries = [("", query, 1.0)] + ([("_tr", translation, cfg.translation_weight)] if translation else [])
         rows = [("", allowed, 1.0)] + ([("_route", preferred, cfg.route_weight)] if preferred is not None else [])
         if mode in ("hybrid", "dense"):
@@ -222,7 +225,7 @@ class Retriever:
                 for part, subset, boost in rows:
                     found = self.store.dense(vector, n, subset)
                     lists.append(Ranked("dense" + name + part, found.keys, found.scores,
-                                        cfg.dense_weight * weight * boost))
+                                        dense_weight * weight * boost))
                     if not name and not part:
                         dense_scores = dict(zip(found.keys, found.scores.tolist()))
             timings["dense"] = time.perf_counter() - t0
@@ -235,7 +238,7 @@ class Retriever:
                                         cfg.bm25_weight * weight * boost))
             timings["bm25"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        hits = self._fuse(lists, dense_scores, mode)
+        hits = self._fuse(lists, dense_scores, mode, rrf_k)
         hits = self._dedup(hits)
         if cfg.route_compare and route and len(route.sides) > 1:
             hits = self._each_named_first(hits, route)
@@ -245,10 +248,10 @@ class Retriever:
         self.last_timings = timings
         return hits
 
-    def _fuse(self, lists: list[Ranked], dense_scores: dict, mode: str) -> list[Hit]:
+    def _fuse(self, lists: list[Ranked], dense_scores: dict, mode: str, rrf_k: int) -> list[Hit]:
         cfg = self.settings.retrieval
         if mode == "hybrid" or len(lists) > 1:
-            fused = rrf(lists, cfg.rrf_k) if cfg.fusion == "rrf" else weighted(lists)
+            fused = rrf(lists, rrf_k) if cfg.fusion == "rrf" else weighted(lists)
         else:
             fused = {key: score for key, score in zip(lists[0].ids, lists[0].scores.tolist())}
         ranks = {r.name: {key: i for i, key in enumerate(r.ids, start=1)} for r in lists}

@@ -177,3 +177,21 @@ def test_a_given_translation_is_used_as_is(retriever):
     # an LLM's rendering (or any caller's) replaces the dictionary's
     hits = retriever.search("How many satellites?", k=5, mode="bm25", translation="北斗 卫星 颗")
     assert any("北斗" in h.text for h in hits)
+
+
+def test_translated_questions_fuse_with_their_own_weights(retriever):
+    # with no weight on the encoder's lists, an English question's hybrid list is its BM25 list;
+    # a Chinese question keeps the encoder (its weights are the untranslated ones)
+    base = retriever.settings
+    chinese = "到2020年北斗系统由多少颗卫星组成?"
+    before = [h.chunk_id for h in retriever.search(chinese, k=5)]
+    try:
+        retriever.settings = base.override("retrieval", translated_dense_weight=0.0)
+        hybrid = [h.chunk_id for h in retriever.search(BEIDOU, k=5)]
+        assert hybrid == [h.chunk_id for h in retriever.search(BEIDOU, k=5, mode="bm25")]
+        assert [h.chunk_id for h in retriever.search(chinese, k=5)] == before
+        retriever.settings = base.override("retrieval", dense_weight=0.0)
+        assert [h.chunk_id for h in retriever.search(chinese, k=5)] == [
+            h.chunk_id for h in retriever.search(chinese, k=5, mode="bm25")]
+    finally:
+        retriever.settings = base
