@@ -196,6 +196,12 @@ class QASettings:
     llm_passage_sentences: int = 2
     llm_passage_chars: int = 160
     rewrite_max_tokens: int = 48  # a follow-up rewritten by the LLM (when the rules can only join it)
+    # When the LLM answers an English question, it also renders the question in Chinese for
+    # retrieval, beside the dictionary's rendering (retriever.Translation.with_lead). Dev set,
+    # 44 answerable English questions: hybrid MRR@10 0.860 -> 0.900, hit@5 0.955 -> 0.977,
+    # comparisons with every named document in the top 5 0.50 -> 0.75; 1.0-2.6 s per question.
+    llm_translate: bool = True
+    translate_max_tokens: int = 96
     max_answer_chars: int = 200  # only a single whole sentence may exceed it
     max_sentences: int = 4
     mmr_lambda: float = 0.7  # relevance vs. novelty when picking answer sentences

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--generators",
                         help="answer generators scored side by side, comma-separated: extractive,llm "
                              "(default EvalSettings.generators, extractive)")
+    parser.add_argument("--llm-translation", action="store_true",
+                        help="search English questions with the LLM's Chinese rendering too, as LLM answers do")
     parser.add_argument("--limit", type=int, help="only the first N valid questions (quick runs)")
     parser.add_argument("--config", help="TOML settings file")
     parser.add_argument("--gate", nargs="?", const="", metavar="TOML",
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             settings, k=args.k, answers=args.answers,
             configs=parse_list(args.configs) if args.configs else None,
             generators=parse_list(args.generators) if args.generators else None,
+            llm_translation=args.llm_translation or None,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

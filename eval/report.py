@@ -201,6 +201,7 @@ def markdown(result: EvalResult) -> str:
         f"≥ {opts['partial_span']:.0%} of the span lies in it in one piece (chunk boundaries can cut a span)",
         "- unanswerable questions are left out of the retrieval metrics; `all docs@n` is over comparison "
         "questions: every listed document has an evidence passage in the top n",
+        *_llm_translation_line(s.get("llm_translation")),
         "",
         "## Retrieval, overall",
         "",
@@ -339,3 +340,12 @@ def write_outputs(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
     paths[REPORT].write_text(markdown(result), encoding="utf-8")
     chart(result, paths[CHART])
     return paths
+
+
+def _llm_translation_line(info: dict | None) -> list[str]:
+    if not info:
+        return []
+    t = info.get("translate") or {}
+    timing = f", p50 {t['p50'] / 1000:.2f} s, p95 {t['p95'] / 1000:.2f} s each" if t else ""
+    return [f"- English questions searched with the LLM's Chinese rendering beside the dictionary's, as LLM "
+            f"answers search them (`--llm-translation`): {info.get('questions', 0)} rendered{timing}"]

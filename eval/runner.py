@@ -45,6 +45,9 @@ class EvalOptions:
     answer_mode: str = "hybrid"
     answers: bool | None = None  # None: score answers when ``qa`` is importable
     generators: tuple[str, ...] = ("extractive",)  # answer generators compared side by side
+    # retrieval searches what an LLM answer searches: English questions with the LLM's rendering
+    # beside the dictionary's (QASettings.llm_translate); needs the LLM
+    llm_translation: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> "EvalOptions":
@@ -155,15 +158,16 @@ def _evidence_text(retriever, hit) -> str:
     return hit.text if doc is None else f"{hit.text}\n{doc.text[hit.start:hit.end]}"
 
 
-def retrieve_one(retriever, question: Question, mode: str, options: EvalOptions) -> dict:
-    """Search one question with one configuration and score the ranked list."""
+def retrieve_one(retriever, question: Question, mode: str, options: EvalOptions, translation=None) -> dict:
+    """Search one question with one configuration and score the ranked list (``translation``:
+    the Chinese rendering to search beside it; None: the retriever's own)."""
     row: dict[str, Any] = {
         "id": question.id, "config": mode, "type": question.type, "lang": question.lang,
         "question": question.question, "answerable": question.answerable,
     }
     started = time.perf_counter()
     try:
-        hits = retriever.search(question.question, k=options.k, mode=mode)
+        hits = retriever.search(question.question, k=options.k, mode=mode, translation=translation)
         error = None
     except Exception as exc:  # noqa: BLE001 - one failing question must not end the run
         hits, error = [], f"{exc.__class__.__name__}: {exc}"
@@ -385,6 +389,20 @@ def run_evaluation(
                 print(checks_note, file=log)
     if do_answers and options.answer_mode not in configs:
         configs.append(options.answer_mode)
+    renderings, translate_s = {}, []
+    if options.llm_translation:
+        if assistant is None:  # answers are off: an assistant only for the renderings
+            assistant_cls, why = load_assistant_class()
+            if assistant_cls is None:
+                raise RuntimeError(f"--llm-translation needs the qa stage: {why}")
+            assistant = assistant_cls(retriever, settings)
+        if (notice := _llm_notice(assistant)) is not None:
+            raise RuntimeError(f"--llm-translation needs the LLM: {notice}")
+        for q in tqdm(questions, desc="LLM renderings", unit="q", disable=not progress, file=log):
+            timed: dict[str, float] = {}
+            renderings[q.id] = assistant.translate(q.question, generator="llm", timings=timed)
+            if "translate" in timed:
+                translate_s.append(timed["translate"])
 
     load_before = _load()
     # Warm-up (model kernels, caches) so the first timed query is not an outlier.
@@ -402,7 +420,7 @@ def run_evaluation(
     for mode in configs:
         bar.set_postfix_str(mode)
         for q in questions:
-            row = retrieve_one(retriever, q, mode, options)
+            row = retrieve_one(retriever, q, mode, options, renderings.get(q.id))
             if row["error"]:
                 print(f"{q.id} ({mode}): search failed: {row['error']}", file=log)
             rows.append(row)
@@ -438,6 +456,8 @@ def run_evaluation(
         "model_id": (getattr(retriever, "manifest", None) or {}).get("model_id") or None,
         "host": {"cpus": os.cpu_count(), "load_before": load_before, "load_after": _load()},
         "n_questions": len(questions),
+        "llm_translation": ({"questions": len(translate_s), **metrics.latency_summary({"translate": t} for t in translate_s)}
+                            if options.llm_translation else None),
         "n_answerable": sum(q.answerable for q in questions),
         "skipped_lines": [{"line": e.line, "message": e.message} for e in skipped],
         "options": {

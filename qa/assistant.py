@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from retriever import Embedder, Hit, QueryError, Retriever
+from retriever import Embedder, Hit, QueryError, Retriever, Translation
 from retriever.library import check_known
 from retriever.terms import terms
 from settings import Settings, load_settings
@@ -35,7 +35,7 @@ from .extractive import ExtractiveComposer
 from .followup import FollowUpRewriter
 from .generator import Draft, Evidence, Generator
 from .llm import ModelRefused, llm_unavailable
-from .language import UNSUPPORTED, message, question_language
+from .language import EN, UNSUPPORTED, message, question_language
 from .records import Answer, Sources
 from .refusal import EvidenceSignal, RefusalJudge, content_terms
 from .sentence_vectors import SentenceVectors
@@ -143,7 +143,9 @@ class Assistant:
             query_vector = self.retriever.embed_query(query)  # once, for retrieval and sentence scoring
             timings["embed_query"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            hits = self._retrieve(query, k, comparison, query_vector, scope)
+            # the LLM renders an English question for retrieval too (QASettings.llm_translate)
+            translator = self._llm_generator() if name == "llm" and lang == EN and cfg.llm_translate else None
+            hits = self._retrieve(query, k, comparison, query_vector, scope, translator, timings)
         except QueryError as exc:
             log.info("question not searchable: %s", exc)
             yield from self._message(question, "empty", lang, t_start, query=query)
@@ -187,7 +189,9 @@ class Assistant:
         LLM's answerability score when ``with_model`` (and the LLM is available)."""
         lang = question_language(question)
         query_vector = self.retriever.embed_query(question)
-        hits = self._retrieve(question, k, is_comparison(question), query_vector)
+        translator = (self._llm_generator() if with_model and lang == EN and self.settings.qa.llm_translate
+                      else None)
+        hits = self._retrieve(question, k, is_comparison(question), query_vector, translator=translator)
         llm = self._llm_generator() if with_model and hits else None
         _, signal = self._judge(Evidence(question, lang, hits, query_vector, is_comparison(question)), llm, {},
                                 strict=True)
@@ -235,12 +239,37 @@ class Assistant:
             self.vectors.save()
         return len(self.vectors)
 
+    def translate(self, query: str, generator: str | None = None,
+                  timings: dict[str, float] | None = None) -> Translation:
+        """The Chinese rendering an answer by ``generator`` searches for ``query``: the
+        dictionary's, plus the LLM's rendering of an English question when the LLM answers
+        (``QASettings.llm_translate``). Evaluation uses it to score retrieval as answers see it."""
+        translator = None
+        if (self.generator_name(generator) == "llm" and self.settings.qa.llm_translate
+                and question_language(query) == EN):
+            translator = self._llm_generator()
+        return self._translation(query, translator, timings)
+
+    def _translation(self, query: str, translator, timings: dict[str, float] | None) -> Translation:
+        translation = self.retriever.translate(query)
+        if translator is not None:  # the LLM's rendering of the whole question joins the dictionary's
+            t0 = time.perf_counter()
+            try:
+                translation = translation.with_lead(translator.translate_question(query) or "")
+            except Exception as exc:  # noqa: BLE001 - the dictionary's rendering is still there
+                log.warning("LLM question translation failed (%s: %s); searching with the dictionary's",
+                            exc.__class__.__name__, exc)
+            if timings is not None:
+                timings["translate"] = time.perf_counter() - t0
+        return translation
+
     # -- stages -----------------------------------------------------------------------
     def _retrieve(self, query: str, k: int | None, comparison: bool, query_vector,
-                  scope: list[str] | None = None) -> list[Hit]:
+                  scope: list[str] | None = None, translator=None,
+                  timings: dict[str, float] | None = None) -> list[Hit]:
         # an English question's Chinese rendering and the documents the question names: once
         # for both searches (retriever/translate.py, retriever/routing.py)
-        translation = self.retriever.translate(query)
+        translation = self._translation(query, translator, timings)
         route = self.retriever.route(query, translation.text)
         hits = self.retriever.search(query, k=k, query_vector=query_vector, translation=translation, route=route,
                                      doc_ids=scope)

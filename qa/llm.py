@@ -40,7 +40,7 @@ from .gguf_files import PACKAGED, ModelFileError, installed, resolve
 from .grounding import Grounder, figures
 from .injection import overlaps_flagged
 from .markers import MarkerFilter, SentenceGate
-from .prompt import JUDGE, Excerpt, Prompt, build_prompt, rewrite_prompt
+from .prompt import JUDGE, Excerpt, Prompt, build_prompt, rewrite_prompt, translate_prompt
 from .sentences import split_passage
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,9 @@ _REFUSAL = re.compile(
     r"|(?:没有|沒有|未|并未|並未|无|無)(?:提[到及供]|说明|說明|涉及|明确|明確|给出|給出|列出|具体|具體|相关|相關|找到|规定|規定)"
     r"|无法|無法|不包含|未包含|没有包含|沒有包含",
     re.IGNORECASE)
+
+
+_HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 class NoCitation(GeneratorError):
@@ -190,6 +193,16 @@ class LLMGenerator:
                 or question.strip(" ?？") in line  # the follow-up copied, pronoun and all
                 or question_language(line) != question_language(question)):
             log.info("LLM follow-up rewrite not used: %r", text)
+            return None
+        return line
+
+    def translate_question(self, question: str) -> str | None:
+        """An English question in Chinese, for retrieval; None when the model's line is
+        unusable (no Chinese in it, markup, far longer than the question)."""
+        text = "".join(self.runtime.stream(translate_prompt(question), self.cfg.translate_max_tokens))
+        line = next((ln.strip().strip("\"“”'`") for ln in text.splitlines() if ln.strip()), "")
+        if not _HAN.search(line) or "<" in line or len(line) > 2 * len(question):
+            log.info("LLM question translation not used: %r", text)
             return None
         return line
 

@@ -117,6 +117,16 @@ REWRITE_SYSTEM = ("You rewrite a follow-up question from a chat about Chinese po
                   "国家信息化发展战略纲要是哪一年印发的？")
 
 
+TRANSLATE_SYSTEM = ("You translate English questions about Chinese government policy documents into Chinese, "
+                    "in the wording Chinese policy documents use (信息化, 规划, 宽带, 普及率, 电子商务交易额, 工信部, "
+                    "四川省, 十三五). Keep numbers, years and acronyms. Output only the Chinese question.")
+
+
+def translate_prompt(question: str) -> Prompt:
+    """Ask for an English question in Chinese, for retrieval over Chinese passages."""
+    return Prompt(TRANSLATE_SYSTEM, question, "Chinese:")  # the user's own words: nothing to fence
+
+
 def rewrite_prompt(previous: str, question: str) -> Prompt:
     """Ask for a follow-up as a self-contained question (when the rules could only join them)."""
     context = (f"<previous>\n{escape(previous)}\n</previous>\n<follow-up>\n{escape(question)}\n</follow-up>")

@@ -12,6 +12,7 @@ from .search import QueryError, Retriever
 from .store import (IndexCorrupt, IndexLoadError, IndexLocked, IndexMismatch, IndexMissing, IndexWriteError,
                     current_dir)
 from .stores import Store, index_exists, is_uri, open_store
+from .translate import Translation
 
 __all__ = [
     "BuildReport",
@@ -28,6 +29,7 @@ __all__ = [
     "QueryError",
     "Retriever",
     "Store",
+    "Translation",
     "UnknownDocument",
     "build_index",
     "current_dir",

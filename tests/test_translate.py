@@ -195,3 +195,12 @@ def test_translated_questions_fuse_with_their_own_weights(retriever):
             h.chunk_id for h in retriever.search(chinese, k=5, mode="bm25")]
     finally:
         retriever.settings = base
+
+
+def test_a_whole_question_rendering_leads_for_the_encoder(translator):
+    t = translator.translate(BEIDOU)
+    led = t.with_lead("  北斗 全球 卫星导航系统 有 多少颗卫星 ")
+    assert led.primary == "北斗 全球 卫星导航系统 有 多少颗卫星"  # the encoder searches the whole rendering
+    assert led.text.startswith(t.text) and led.text.endswith("多少颗卫星")  # BM25 searches both
+    assert led.units == t.units  # the refusal judge's per-word renderings stay
+    assert t.with_lead(" ") is t and t.primary != led.primary
