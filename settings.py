@@ -156,6 +156,7 @@ class RetrievalSettings:
     translate: bool = True
     translate_min_latin: float = 0.5
     translate_max_per_term: int = 3  # Chinese renderings of one English word or phrase
+    translate_by_usage: bool = True  # rank a word's renderings by how many passages use them first
     translation_weight: float = 1.5  # fusion weight of each list the rendering retrieves (was 1.0, see below)
     # A translated (English) question fuses with its own weights: cross-lingual cosines are
     # weaker evidence than a rendering's BM25 matches, and its lists are noisier below the top.

@@ -124,7 +124,9 @@ class Retriever:
 
             router = self.router
             self._translator = Translator(router.names, router.aliases, in_corpus,
-                                          self.settings.retrieval.translate_max_per_term)
+                                          self.settings.retrieval.translate_max_per_term,
+                                          frequency=self.store.document_frequency
+                                          if self.settings.retrieval.translate_by_usage else None)
         return self._translator
 
     def translate(self, query: str) -> Translation:

