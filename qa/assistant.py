@@ -145,7 +145,7 @@ class Assistant:
             t0 = time.perf_counter()
             # the LLM renders an English question for retrieval too (QASettings.llm_translate)
             translator = self._llm_generator() if name == "llm" and lang == EN and cfg.llm_translate else None
-            hits = self._retrieve(query, k, comparison, query_vector, scope, translator, timings)
+            hits, named = self._retrieve(query, k, comparison, query_vector, scope, translator, timings)
         except QueryError as exc:
             log.info("question not searchable: %s", exc)
             yield from self._message(question, "empty", lang, t_start, query=query)
@@ -155,7 +155,8 @@ class Assistant:
             yield Sources(hits=hits[: self.retriever.settings.retrieval.k] if hits else [], query=query,
                           generator=name)
         llm = self._llm_generator() if name == "llm" and hits else None
-        evidence, signal = self._judge(Evidence(query, lang, hits, query_vector, comparison), llm, timings)
+        evidence, signal = self._judge(Evidence(query, lang, hits, query_vector, comparison, named=named), llm,
+                                       timings)
         if not hits or self.judge.refuse(signal):
             yield from self._refusal(question, query, lang, hits, signal, note, timings, t_start)
             return
@@ -191,10 +192,10 @@ class Assistant:
         query_vector = self.retriever.embed_query(question)
         translator = (self._llm_generator() if with_model and lang == EN and self.settings.qa.llm_translate
                       else None)
-        hits = self._retrieve(question, k, is_comparison(question), query_vector, translator=translator)
+        hits, named = self._retrieve(question, k, is_comparison(question), query_vector, translator=translator)
         llm = self._llm_generator() if with_model and hits else None
-        _, signal = self._judge(Evidence(question, lang, hits, query_vector, is_comparison(question)), llm, {},
-                                strict=True)
+        _, signal = self._judge(Evidence(question, lang, hits, query_vector, is_comparison(question), named=named),
+                                llm, {}, strict=True)
         return signal, hits
 
     def _judge(self, evidence: Evidence, llm, timings: dict[str, float],
@@ -207,9 +208,12 @@ class Assistant:
         evidence = replace(evidence, sentences=tuple(candidates.scored))
         timings["embed"] = time.perf_counter() - t0
         best = candidates.best
+        sentences = [s.sentence for s in candidates.scored]
+        if evidence.named:  # a question naming documents is answered by them: another's figure is a near miss
+            sentences = [s for s in sentences if s.hit.doc_id in set(evidence.named)]
         signal = self.judge.signal(evidence.question, evidence.lang,
                                    evidence.hits[: self.retriever.settings.retrieval.k],
-                                   best.cosine if best else 0.0, [s.sentence for s in candidates.scored])
+                                   best.cosine if best else 0.0, sentences)
         if llm is not None:
             t0 = time.perf_counter()
             try:
@@ -266,7 +270,9 @@ class Assistant:
     # -- stages -----------------------------------------------------------------------
     def _retrieve(self, query: str, k: int | None, comparison: bool, query_vector,
                   scope: list[str] | None = None, translator=None,
-                  timings: dict[str, float] | None = None) -> list[Hit]:
+                  timings: dict[str, float] | None = None) -> tuple[list[Hit], tuple[str, ...]]:
+        """The passages, and the documents the question names (within ``scope``; none when the
+        scope holds none of them), which the refusal judge asks to hold the answer."""
         # an English question's Chinese rendering and the documents the question names: once
         # for both searches (retriever/translate.py, retriever/routing.py)
         translation = self._translation(query, translator, timings)
@@ -284,7 +290,8 @@ class Assistant:
                                            translation=translation, route=route)
                      if others else [])
             hits = hits + [h for h in extra if h.doc_id not in docs]
-        return hits
+        named = tuple(d for side in route.sides for d in side if scope is None or d in scope) if route else ()
+        return hits, named
 
     def _generate(self, question: str, evidence: Evidence, name: str, llm: Generator | None,
                   signal: EvidenceSignal, note: str, timings: dict[str, float],

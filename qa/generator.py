@@ -29,6 +29,7 @@ class Evidence:
     query_vector: np.ndarray  # e5 query embedding of ``question`` (normalized)
     comparison: bool = False  # the question compares documents: quote each side
     sentences: tuple = ()  # the passages' sentences scored against the question (extractive.Scored)
+    named: tuple[str, ...] = ()  # the documents the question names (retriever.Route), if any
 
 
 @dataclass(frozen=True)

@@ -95,13 +95,13 @@ class RefusalJudge:
         return math.log(1 + max(len(self.retriever), 1) / (1 + self.df(term)))
 
     def signal(self, question: str, lang: str, hits: list[Hit], best_cosine: float,
-               sentences: Sequence[Sentence] = ()) -> EvidenceSignal:
+               sentences: Sequence[Sentence] | None = None) -> EvidenceSignal:
         """``hits``: the passages coverage looks at; ``sentences``: the candidate sentences
-        support looks at (none: support is not measured and stays 1)."""
+        support looks at (None: support is not measured and stays 1; empty: nothing supports)."""
         terms_asked = content_terms(question)
         q_terms = set(terms_asked)
         support = 1.0
-        if sentences:
+        if sentences is not None:
             renderings = self.retriever.translate(question).units if lang == EN else ()
             frame = asked(question, lang, terms_asked, renderings, self._idf, self.df)
             support = best_support(frame, sentences)
