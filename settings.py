@@ -231,6 +231,7 @@ class QASettings:
     min_sentence_chars: int = 4  # shorter units (stray numbering, headings) are never quoted
     # dev set, refusal off: answer key recall 0.87 with these two (0.84 at margin 0.06)
     term_weight: float = 0.3  # weight of question-term overlap next to embedding cosine
+    corpus_idf: bool = True  # overlap terms weighted by the corpus' idf (else by the candidates')
     sentence_margin: float = 0.1  # a sentence scoring this far below the best one is left out
     sentence_cache_dir: str = str(_cache_root() / "sentences")  # "" = keep sentence vectors in memory only
     warm_up_block: int = 64  # sentences embedded between two checks whether warm-up should stop

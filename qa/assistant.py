@@ -65,8 +65,8 @@ class Assistant:
             log.info("index %s holds no sentence vectors (written before they were stored): sentences are "
                      "embedded on demand and cached; `python -m ingest SOURCE --index %s` adds them",
                      retriever.path, retriever.path)
-        self.extractive = ExtractiveComposer(self.vectors, terms, cfg)
         self.judge = RefusalJudge(retriever, cfg)
+        self.extractive = ExtractiveComposer(self.vectors, terms, cfg, self.judge.idf if cfg.corpus_idf else None)
         self.rewriter = FollowUpRewriter(content_terms, cfg.followup_max_chars, cfg.history_turns)
         self._llm: Generator | None = None
         self._llm_lock = threading.Lock()
@@ -145,7 +145,7 @@ class Assistant:
             t0 = time.perf_counter()
             # the LLM renders an English question for retrieval too (QASettings.llm_translate)
             translator = self._llm_generator() if name == "llm" and lang == EN and cfg.llm_translate else None
-            hits, named = self._retrieve(query, k, comparison, query_vector, scope, translator, timings)
+            hits, named, rendering = self._retrieve(query, k, comparison, query_vector, scope, translator, timings)
         except QueryError as exc:
             log.info("question not searchable: %s", exc)
             yield from self._message(question, "empty", lang, t_start, query=query)
@@ -155,8 +155,8 @@ class Assistant:
             yield Sources(hits=hits[: self.retriever.settings.retrieval.k] if hits else [], query=query,
                           generator=name)
         llm = self._llm_generator() if name == "llm" and hits else None
-        evidence, signal = self._judge(Evidence(query, lang, hits, query_vector, comparison, named=named), llm,
-                                       timings)
+        evidence, signal = self._judge(Evidence(query, lang, hits, query_vector, comparison, named=named,
+                                                rendering=rendering), llm, timings)
         if not hits or self.judge.refuse(signal):
             yield from self._refusal(question, query, lang, hits, signal, note, timings, t_start)
             return
@@ -192,10 +192,11 @@ class Assistant:
         query_vector = self.retriever.embed_query(question)
         translator = (self._llm_generator() if with_model and lang == EN and self.settings.qa.llm_translate
                       else None)
-        hits, named = self._retrieve(question, k, is_comparison(question), query_vector, translator=translator)
+        hits, named, rendering = self._retrieve(question, k, is_comparison(question), query_vector,
+                                                translator=translator)
         llm = self._llm_generator() if with_model and hits else None
-        _, signal = self._judge(Evidence(question, lang, hits, query_vector, is_comparison(question), named=named),
-                                llm, {}, strict=True)
+        _, signal = self._judge(Evidence(question, lang, hits, query_vector, is_comparison(question), named=named,
+                                         rendering=rendering), llm, {}, strict=True)
         return signal, hits
 
     def _judge(self, evidence: Evidence, llm, timings: dict[str, float],
@@ -270,9 +271,10 @@ class Assistant:
     # -- stages -----------------------------------------------------------------------
     def _retrieve(self, query: str, k: int | None, comparison: bool, query_vector,
                   scope: list[str] | None = None, translator=None,
-                  timings: dict[str, float] | None = None) -> tuple[list[Hit], tuple[str, ...]]:
-        """The passages, and the documents the question names (within ``scope``; none when the
-        scope holds none of them), which the refusal judge asks to hold the answer."""
+                  timings: dict[str, float] | None = None) -> tuple[list[Hit], tuple[str, ...], str]:
+        """The passages, the documents the question names (within ``scope``; none when the
+        scope holds none of them), which the refusal judge asks to hold the answer, and the
+        question's Chinese rendering ("" for a Chinese question), which sentence scoring uses."""
         # an English question's Chinese rendering and the documents the question names: once
         # for both searches (retriever/translate.py, retriever/routing.py)
         translation = self._translation(query, translator, timings)
@@ -291,7 +293,7 @@ class Assistant:
                      if others else [])
             hits = hits + [h for h in extra if h.doc_id not in docs]
         named = tuple(d for side in route.sides for d in side if scope is None or d in scope) if route else ()
-        return hits, named
+        return hits, named, translation.primary
 
     def _generate(self, question: str, evidence: Evidence, name: str, llm: Generator | None,
                   signal: EvidenceSignal, note: str, timings: dict[str, float],

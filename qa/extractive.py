@@ -62,10 +62,12 @@ class Candidates:
 class ExtractiveComposer:
     name = "extractive"
 
-    def __init__(self, vectors: SentenceVectors, terms: Callable[[str], list[str]], settings: QASettings):
+    def __init__(self, vectors: SentenceVectors, terms: Callable[[str], list[str]], settings: QASettings,
+                 idf: Callable[[str], float] | None = None):
         self.vectors = vectors
         self.cfg = settings
         self._terms = lru_cache(maxsize=20000)(lambda text: frozenset(terms(text)))
+        self.idf = idf  # the corpus' term weights; None: weights from the candidate sentences alone
 
     # -- scoring ----------------------------------------------------------------------
     def candidates(self, evidence: Evidence) -> Candidates:
@@ -76,18 +78,25 @@ class ExtractiveComposer:
         vectors = self.vectors.encode([u.text for u in units])
         embed_s = time.perf_counter() - t0
         cosines = vectors @ evidence.query_vector if len(units) else np.zeros(0)
-        overlaps = self._overlaps(evidence.question, units)
+        overlaps = self._overlaps(evidence.question, units, evidence.rendering)
         scored = [Scored(u, float(c), o, float(c) + self.cfg.term_weight * o, i)
                   for i, (u, c, o) in enumerate(zip(units, cosines, overlaps))]
         return Candidates(scored, vectors, embed_s)
 
-    def _overlaps(self, question: str, units: list[Sentence]) -> list[float]:
-        q_terms = self._terms(question)
-        unit_terms = [self._terms(u.text) for u in units]
+    def _overlaps(self, question: str, units: list[Sentence], rendering: str = "") -> list[float]:
+        """Idf-weighted share of the question's terms each unit holds; an English question's
+        terms are its Chinese rendering's too (its own words rarely occur in Chinese text)."""
+        q_terms = self._terms(question) | (self._terms(rendering) if rendering else frozenset())
+        # a sentence speaks under its section's heading ("行动目标:到2018年……" under
+        # "（二）北斗系统建设应用行动"): the last heading's terms count as the sentence's
+        unit_terms = [self._terms(u.text) | self._terms(u.hit.section.rsplit(" > ", 1)[-1]) for u in units]
         if not q_terms or not units:
             return [0.0] * len(units)
         n = len(units)
-        weight = {t: math.log(1 + n / (1 + sum(t in ts for ts in unit_terms))) for t in q_terms}
+        if self.idf is not None:
+            weight = {t: self.idf(t) for t in q_terms}
+        else:
+            weight = {t: math.log(1 + n / (1 + sum(t in ts for ts in unit_terms))) for t in q_terms}
         total = sum(weight.values())
         return [sum(weight[t] for t in q_terms & ts) / total for ts in unit_terms]
 

@@ -30,6 +30,7 @@ class Evidence:
     comparison: bool = False  # the question compares documents: quote each side
     sentences: tuple = ()  # the passages' sentences scored against the question (extractive.Scored)
     named: tuple[str, ...] = ()  # the documents the question names (retriever.Route), if any
+    rendering: str = ""  # an English question's Chinese rendering, as retrieval searched it
 
 
 @dataclass(frozen=True)

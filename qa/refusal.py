@@ -91,7 +91,8 @@ class RefusalJudge:
         """Passages whose keyword text holds ``term`` (asked of the index's store)."""
         return self.retriever.document_frequency(term)
 
-    def _idf(self, term: str) -> float:
+    def idf(self, term: str) -> float:
+        """The corpus' weight of ``term`` (rarer: higher), from the index's passage counts."""
         return math.log(1 + max(len(self.retriever), 1) / (1 + self.df(term)))
 
     def signal(self, question: str, lang: str, hits: list[Hit], best_cosine: float,
@@ -103,7 +104,7 @@ class RefusalJudge:
         support = 1.0
         if sentences is not None:
             renderings = self.retriever.translate(question).units if lang == EN else ()
-            frame = asked(question, lang, terms_asked, renderings, self._idf, self.df)
+            frame = asked(question, lang, terms_asked, renderings, self.idf, self.df)
             support = best_support(frame, sentences)
         if lang == EN:
             q_terms = {t for t in q_terms if not _ORDINAL.match(t) and (_DIGIT.search(t) or self.df(t) > 0)}
@@ -112,7 +113,7 @@ class RefusalJudge:
         found: set[str] = set()
         for hit in hits:
             found |= self._hit_terms(keyword_text(hit.to_chunk()))
-        weight = {t: self._idf(t) for t in q_terms}
+        weight = {t: self.idf(t) for t in q_terms}
         coverage = sum(weight[t] for t in q_terms & found) / sum(weight.values())
         return EvidenceSignal(coverage, best_cosine, lang == EN, sorted(q_terms - found), support=support)
 

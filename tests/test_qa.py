@@ -251,7 +251,7 @@ def test_the_llm_rendering_of_an_english_question_joins_retrieval(assistant, ret
     rank = lambda hits: next((i for i, h in enumerate(hits) if "35颗卫星" in h.text), 99)  # noqa: E731
     timings: dict[str, float] = {}
     renderer = _Renderer("到2020年北斗全球卫星导航系统应有多少颗卫星？")
-    with_it, _ = assistant._retrieve(question, 10, False, vector, None, renderer, timings)
+    with_it, _, _ = assistant._retrieve(question, 10, False, vector, None, renderer, timings)
     assert renderer.asked == [question] and "translate" in timings
     assert rank(with_it) == 0
     assert rank(assistant._retrieve(question, 10, False, vector)[0]) > 0  # the dictionary's alone: lower
@@ -262,7 +262,7 @@ def test_a_failing_llm_rendering_leaves_the_dictionary_search(assistant, retriev
     vector = retriever.embed_query(question)
     plain = [h.chunk_id for h in assistant._retrieve(question, 5, False, vector)[0]]
     with caplog.at_level(logging.WARNING, logger="qa.assistant"):
-        hits, _ = assistant._retrieve(question, 5, False, vector, None, _Renderer(RuntimeError("decode failed")), {})
+        hits, _, _ = assistant._retrieve(question, 5, False, vector, None, _Renderer(RuntimeError("decode failed")), {})
     assert [h.chunk_id for h in hits] == plain
     assert "LLM question translation failed" in caplog.text
 
@@ -274,7 +274,7 @@ def test_a_figure_from_another_document_than_the_one_named_is_a_near_miss(assist
 
     question = "What fixed-broadband household penetration does MIIT's informatization plan target for 2020?"
     vector = retriever.embed_query(question)
-    hits, named = assistant._retrieve(question, None, False, vector)
+    hits, named, _ = assistant._retrieve(question, None, False, vector)
     assert named == ("003_b8f887ea6ba329fa.txt",)
     _, anywhere = assistant._judge(Evidence(question, EN, hits, vector, False), None, {})
     _, in_named = assistant._judge(Evidence(question, EN, hits, vector, False, named=named), None, {})
