@@ -349,12 +349,21 @@ class Grounder:
         return [len(grams & p.grams) for p in self._index]
 
     def _holder(self, figs: tuple[_Fig, ...], body: str) -> tuple[int, ...] | None:
-        """The passage holding all the figures; among several, the closest in wording."""
-        holders = [i for i, p in enumerate(self._index) if all(p.holds(f) for f in figs)]
-        if not holders:
-            return None
+        """The passage holding all the figures; among several, the closest in wording. Else
+        two passages that hold them together (each figure in one of them, as the rule asks of
+        a sentence's cited passages): a plan's target under "1.信息基础设施进一步完善" and its
+        year in the section opening above it ("（五）发展目标。到2020年，……") are two passages."""
         shared = self._overlaps(body)
-        return (max(holders, key=lambda i: (shared[i], -i)) + 1,)
+        holders = [i for i, p in enumerate(self._index) if all(p.holds(f) for f in figs)]
+        if holders:
+            return (max(holders, key=lambda i: (shared[i], -i)) + 1,)
+        n = len(self._index)
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)
+                 if all(self._index[i].holds(f) or self._index[j].holds(f) for f in figs)]
+        if not pairs:
+            return None
+        i, j = max(pairs, key=lambda ij: (shared[ij[0]] + shared[ij[1]], -ij[0], -ij[1]))
+        return (i + 1, j + 1)
 
     def _closest(self, body: str) -> tuple[int, ...] | None:
         """The passage sharing the most bigrams with a figure-free sentence, when it shares at

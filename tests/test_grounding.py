@@ -155,7 +155,21 @@ def test_marker_format_is_normalized_without_counting_a_repair(g):
 def test_figures_may_come_from_several_cited_passages(g):
     out = g.check("2020年数字经济核心产业增加值占GDP比重为7.8%，目标为10%[1][2]。")
     assert out.status == "ok" and out.cited == (1, 2)
-    assert g.check("2020年数字经济核心产业增加值占GDP比重为7.8%，目标为10%[2]。").status == "dropped"
+    # cited to the prose alone (no 10 there), it is re-cited to the two that hold its figures together
+    out = g.check("2020年数字经济核心产业增加值占GDP比重为7.8%，目标为10%[2]。")
+    assert (out.status, out.cited, out.missing) == ("repaired", (1, 2), ("10",))
+
+
+def test_a_target_and_its_year_in_two_passages_are_cited_together():
+    # Sichuan's plan: the 2025-free target list under "1.信息基础设施进一步完善" and the year in the
+    # opening of the section above it are two passages; the model cited only the year's
+    target = _between("004_14d6703fe5634065.txt", "1.信息基础设施进一步完善。", "2.电子信息产业规模稳步增长")
+    opening = _between("004_14d6703fe5634065.txt", "(五)发展目标。", "1.信息基础设施进一步完善。")
+    assert "2020" not in target and "65%" in target and "2020" in opening
+    g = Grounder([target, opening])
+    out = g.check("Sichuan plans to reach a fixed-broadband household penetration of 65% by 2020. [2]")
+    assert (out.status, out.cited) == ("repaired", (1, 2)) and out.text.endswith("[1][2]"), out
+    assert g.check("Sichuan plans a penetration of 70% by 2020. [2]").status == "dropped"  # 70 is in neither
 
 
 def test_table_header_scale_covers_the_cells():
