@@ -328,12 +328,13 @@ class Translator:
         for sense in self.lexicon.senses.get(key, []):
             if sense.zh in ranked:
                 continue
+            level = self._corpus_level(sense.zh)
             ranked[sense.zh] = (
                 2 if sense.zh in self.names else 3,
-                -self._corpus_level(sense.zh),
+                -level,
                 0 if sense.exact else 1,
                 0 if len(sense.zh) >= 2 else 1,
-                *self._usage(sense.zh, sense.position, freq),
+                *self._usage(sense.zh, sense.position, freq, level),
                 len(sense.zh),
             )
         order = sorted(ranked, key=lambda zh: ranked[zh])
@@ -345,7 +346,7 @@ class Translator:
         self._cache[key] = best
         return best
 
-    def _usage(self, zh: str, position: int, freq: dict) -> tuple:
+    def _usage(self, zh: str, position: int, freq: dict, level: int) -> tuple:
         """How commonly ``zh`` means this: its sense's place in the dictionary entry (first,
         next, rest) and jieba's general frequency; with ``frequency`` (passages holding the
         word), the corpus' own usage first, in steps of e (交易 in 26 seed passages over 事务 in 3
@@ -354,7 +355,8 @@ class Translator:
         general = (min(position, 2), -math.log1p(freq.get(zh, 0)))
         if self.frequency is None:
             return general
-        return (-round(math.log1p(self.frequency(zh))),) + general
+        # a word the corpus lacks as a word (level < 2, from has_term) is in no passage: not asked
+        return (-round(math.log1p(self.frequency(zh) if level == 2 else 0)),) + general
 
     def _corpus_level(self, zh: str) -> int:
         """2: the corpus has this word; 1: it has all its parts; 0: not all of them."""
