@@ -72,7 +72,7 @@ class ModelRefused(GeneratorError):
 @lru_cache(maxsize=8)
 def llm_unavailable(cfg: QASettings) -> str | None:
     """One line saying why the LLM cannot answer on this machine, or None when it can."""
-    from .llm_llama import available
+    from .llm_llama import available, missing_cpu_features
 
     spec = PACKAGED.get(cfg.llm_model)
     if spec is not None and not installed(spec) and not (Path(cfg.llm_cache_dir) / spec.file_name).is_file():
@@ -81,6 +81,10 @@ def llm_unavailable(cfg: QASettings) -> str | None:
         return f"LLM model {cfg.llm_model!r} not found; answers are extractive"
     gguf = spec is not None or cfg.llm_model.endswith(".gguf")
     if gguf and cfg.llm_runtime in ("auto", "llama.cpp") and not available():
+        missing = missing_cpu_features()
+        if missing:
+            return (f"llama-cpp-python was built for another CPU (this one lacks {' '.join(missing)}; bash setup.sh "
+                    "rebuilds it); answers are extractive")
         return "llama-cpp-python is not built (bash setup.sh builds it, ~8 min); answers are extractive"
     return None
 

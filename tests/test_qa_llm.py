@@ -198,3 +198,33 @@ def test_unloadable_model_raises_a_generator_error(tmp_path, settings):
     with pytest.raises(GeneratorError, match="not found"):
         load_runtime(cfg)
     assert "not found" in llm_unavailable(cfg)
+
+
+def test_a_build_for_cpu_features_this_machine_lacks_is_not_loaded(tmp_path, monkeypatch, settings, caplog):
+    """setup.sh records what the llama.cpp build needs (AVX-512 where the machine has it);
+    the same environment on a CPU without it must answer extractively, not die on an
+    illegal instruction: the check comes before llama_cpp is imported."""
+    import sys
+
+    from qa import llm_llama
+    from qa.llm import llm_unavailable
+
+    (tmp_path / llm_llama.FEATURES_FILE).write_text("avx avx2 fma f16c avx512f avx512_vnni\n", encoding="utf-8")
+    assert llm_llama.missing_cpu_features(tmp_path) == [f for f in ("avx", "avx2", "fma", "f16c", "avx512f",
+                                                                      "avx512_vnni")
+                                                        if f not in (llm_llama.cpu_flags() or set())]
+    monkeypatch.setattr(llm_llama, "cpu_flags", lambda: {"avx", "avx2", "fma", "f16c", "sse2"})
+    assert llm_llama.missing_cpu_features(tmp_path) == ["avx512f", "avx512_vnni"]
+    assert llm_llama.missing_cpu_features(tmp_path / "elsewhere") == []  # no record: built another way
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.delitem(sys.modules, "llama_cpp", raising=False)
+    llm_llama.available.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert llm_llama.available() is False
+        assert "llama_cpp" not in sys.modules  # never imported, so never run
+        assert "avx512f avx512_vnni" in caplog.text
+        reason = llm_unavailable(settings.qa)
+        assert "another CPU" in reason and "avx512f" in reason and "extractive" in reason
+    finally:
+        llm_llama.available.cache_clear()
