@@ -186,12 +186,16 @@ class LLMGenerator:
         return score
 
     # -- short completions ---------------------------------------------------------------
+    def _aside(self, prompt: Prompt, max_tokens: int) -> Iterator[str]:
+        """A runtime with a side context keeps short tasks off the answer's prompt cache."""
+        return getattr(self.runtime, "stream_aside", self.runtime.stream)(prompt, max_tokens)
+
     def rewrite_followup(self, previous: str, question: str) -> str | None:
         """The follow-up as one self-contained question, or None when the model's line is
         unusable (empty, another language, far longer than both questions together)."""
         from .language import question_language
 
-        text = "".join(self.runtime.stream(rewrite_prompt(previous, question), self.cfg.rewrite_max_tokens))
+        text = "".join(self._aside(rewrite_prompt(previous, question), self.cfg.rewrite_max_tokens))
         line = next((ln.strip().strip("\"“”'`") for ln in text.splitlines() if ln.strip()), "")
         if (not line or "<" in line or len(line) > 2 * (len(previous) + len(question))
                 or question.strip(" ?？") in line  # the follow-up copied, pronoun and all
@@ -203,7 +207,7 @@ class LLMGenerator:
     def translate_question(self, question: str) -> str | None:
         """An English question in Chinese, for retrieval; None when the model's line is
         unusable (no Chinese in it, markup, far longer than the question)."""
-        text = "".join(self.runtime.stream(translate_prompt(question), self.cfg.translate_max_tokens))
+        text = "".join(self._aside(translate_prompt(question), self.cfg.translate_max_tokens))
         line = next((ln.strip().strip("\"“”'`") for ln in text.splitlines() if ln.strip()), "")
         if not _HAN.search(line) or "<" in line or len(line) > 2 * len(question):
             log.info("LLM question translation not used: %r", text)

@@ -97,6 +97,8 @@ class LlamaCppRuntime:
         self._stop = [s for s in (eos, "<|im_end|>", "<|endoftext|>") if s]
         self._yes = self._first_tokens(_YES)
         self._no = self._first_tokens(_NO)
+        self._side: Any = None  # made at the first side task (stream_aside)
+        self.side_context = 2048  # tokens: a side task's prompt and reply (two long questions fit); ~60 MB of KV cache
 
     @classmethod
     def load(cls, path: Path, cfg: QASettings) -> "LlamaCppRuntime":
@@ -152,9 +154,30 @@ class LlamaCppRuntime:
 
     def stream(self, prompt: Prompt, max_tokens: int) -> Iterator[str]:
         """Greedy generation, text piece by piece (held under the lock until closed)."""
+        return self._stream(lambda: self.llm, prompt, max_tokens)
+
+    def stream_aside(self, prompt: Prompt, max_tokens: int) -> Iterator[str]:
+        """A short side task (an English question's rendering, a follow-up's rewrite) on a
+        second, small context of the same loaded model. On the answer's context it replaced
+        the evaluated system prompt, which every English question's judge then evaluated
+        again (~200 tokens, 2-2.5 s here); the side context also keeps its own prompt's
+        beginning for the next question."""
+        return self._stream(self._aside, prompt, max_tokens)
+
+    def _aside(self) -> Any:
+        if self._side is None:
+            try:
+                self._side = _side_context(self.llm, self.side_context)
+            except Exception as exc:  # noqa: BLE001 - the answer's context still does it, only slower
+                log.warning("no side context for short LLM tasks (%s: %s); using the answer's",
+                            exc.__class__.__name__, exc)
+                self._side = self.llm
+        return self._side
+
+    def _stream(self, context, prompt: Prompt, max_tokens: int) -> Iterator[str]:
         tokens = self.tokens(prompt)
         with self.lock:
-            chunks = self.llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0,
+            chunks = context().create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0,
                                                  repeat_penalty=1.0, stream=True, stop=self._stop)
             try:
                 for chunk in chunks:
@@ -163,6 +186,39 @@ class LlamaCppRuntime:
                         yield text
             finally:
                 chunks.close()
+
+
+def _side_context(llm: Any, n_ctx: int) -> Any:
+    """A second ``Llama`` on the same loaded weights with its own small context (KV cache,
+    batch, token history): llama.cpp allows several contexts per model, llama-cpp-python's
+    ``Llama`` makes one, so this builds the per-context parts (as ``Llama.__init__`` does,
+    llama-cpp-python 0.3.x) around a shallow copy of its attributes; the weights are not
+    loaded twice."""
+    import contextlib
+
+    from llama_cpp import _internals as internals
+
+    side = object.__new__(type(llm))  # not copy.copy: Llama pickles by re-running __init__ (a reload)
+    side.__dict__.update(llm.__dict__)
+    side._stack = contextlib.ExitStack()
+    params = type(llm.context_params).from_buffer_copy(llm.context_params)
+    params.n_ctx = n_ctx
+    params.n_batch = min(n_ctx, llm.n_batch)
+    params.n_ubatch = min(params.n_batch, params.n_ubatch)
+    side.context_params = params
+    side.n_batch = params.n_batch
+    side._ctx = side._stack.enter_context(contextlib.closing(
+        internals.LlamaContext(model=llm._model, params=params, verbose=False)))
+    side._batch = side._stack.enter_context(contextlib.closing(
+        internals.LlamaBatch(n_tokens=side.n_batch, embd=0, n_seq_max=n_ctx, verbose=False)))
+    side._n_ctx = side.n_ctx()
+    side._candidates = internals.LlamaTokenDataArray(n_vocab=llm._n_vocab)
+    side.n_tokens = 0
+    side._requires_eval = True
+    side.input_ids = np.ndarray((n_ctx,), dtype=np.intc)
+    side.scores = np.ndarray((side.n_batch, llm._n_vocab), dtype=np.single)
+    side.cache = None
+    return side
 
 
 def _logsumexp(values: np.ndarray) -> float:

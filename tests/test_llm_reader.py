@@ -150,3 +150,29 @@ def test_english_question_is_also_rendered_by_the_model_for_retrieval(reader):
     assert not ans.refused and any("35颗卫星" in c.hit.text for c in ans.citations), ans.text
     chinese = reader.ask("到2020年北斗全球卫星导航系统由多少颗卫星组成？")
     assert "translate" not in chinese.timings  # only English questions are rendered
+
+
+def test_a_rendering_runs_on_a_side_context_and_keeps_the_answer_prefix(reader):
+    """The rendering of an English question is a side task: the answer's context keeps its
+    evaluated tokens (system prompt first), so the judge that follows evaluates only what
+    differs, and the side context is the same weights, not a second copy of the model."""
+    from qa.prompt import SYSTEM
+
+    llm = reader._llm_generator()
+    runtime = llm.runtime
+    reader.ask("到2020年北斗全球卫星导航系统由多少颗卫星组成？")
+    main = runtime.llm
+    before = list(main.input_ids[: main.n_tokens])
+    rendering = llm.translate_question("What share of GDP should the core digital economy industries reach by 2025?")
+    assert rendering and "数字经济" in rendering, rendering
+    assert list(main.input_ids[: main.n_tokens]) == before  # untouched
+    side = runtime._side
+    assert side is not None and side is not main and side._model is main._model
+    assert side.n_ctx() == runtime.side_context < main.n_ctx()
+    system = len(main.tokenize(SYSTEM.encode("utf-8"), add_bos=False, special=True))
+    ans = reader.ask("What share of GDP should the core digital economy industries reach by 2025?")
+    assert not ans.refused and "10" in ans.text, ans.text
+    _, evaluated = runtime.yes_no(llm._readings[next(iter(llm._readings))].prompt)
+    assert evaluated < 60  # the answer prompt after its judge: the shared prefix, system prompt included
+    assert 0 < ans.timings["judge"] and ans.timings["translate"] < 3 * ans.timings["judge"]
+    assert system > 100
