@@ -220,11 +220,13 @@ class QASettings:
     refusal_max_false: float = 0.05  # calibration: highest false-refusal rate accepted on the dev set
     # With the LLM: refuse when its answerability score (log P(yes) − log P(no)) is below
     # refusal_llm_min_yes, or a retrieval signal is below its own (LLM-path) threshold (0: unused).
-    # Same run: refusal accuracy 68.3 % at 4.0 % false refusals, leave-one-out 63.3 % / 4.0 %
-    # (before the support rule: 35.0 % / 4.8 %, LOO 26.7 % / 7.3 %).
-    refusal_llm_evidence: float = 0.214
+    # Re-calibrated 2026-12-08 (llama.cpp with AVX-512, the LLM's renderings of English
+    # questions, `python -m qa.calibrate --index <seed index> --llm`, 80 cuts per signal): AUC of
+    # the model's score 0.819 (zh 0.890, en 0.703); refusal accuracy 63.3 % at 4.8 % false
+    # refusals, leave-one-out 61.7 % / 5.6 %.
+    refusal_llm_evidence: float = 0.203
     refusal_llm_cosine: float = 0.0
-    refusal_llm_min_yes: float = -0.137
+    refusal_llm_min_yes: float = -0.109
     max_new_tokens: int = 256
     # extractive composer
     max_sentence_chars: int = 150  # longer sentences are quoted by runs of clauses

@@ -44,7 +44,8 @@ class Choice:
         return evidence < self.evidence or (not cross and cosine < self.cosine) or yes < self.min_yes
 
 
-_MAX_CUTS = 48  # thresholds tried per signal (quantiles when there are more distinct values)
+_MAX_CUTS = 80  # thresholds tried per signal (quantiles when there are more distinct values); 48 missed a
+# point 3.3 points better on the 2026-12-08 LLM signals (60.0 -> 63.3 % refusal at 4.8 % false)
 
 
 def _cuts(values: np.ndarray, never: float = 0.0) -> np.ndarray:
