@@ -219,6 +219,7 @@ def test_a_build_for_cpu_features_this_machine_lacks_is_not_loaded(tmp_path, mon
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     monkeypatch.delitem(sys.modules, "llama_cpp", raising=False)
     llm_llama.available.cache_clear()
+    llm_unavailable.cache_clear()  # both remember this machine's answer from earlier tests
     try:
         with caplog.at_level(logging.WARNING):
             assert llm_llama.available() is False
@@ -228,3 +229,4 @@ def test_a_build_for_cpu_features_this_machine_lacks_is_not_loaded(tmp_path, mon
         assert "another CPU" in reason and "avx512f" in reason and "extractive" in reason
     finally:
         llm_llama.available.cache_clear()
+        llm_unavailable.cache_clear()
